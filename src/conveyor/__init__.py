@@ -1,0 +1,5 @@
+"""Conveyor: a durable, replicated message queue."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
