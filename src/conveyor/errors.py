@@ -226,8 +226,9 @@ def _all_subclasses(cls: type[ConveyorError]) -> list[type[ConveyorError]]:
     return out
 
 
-ERRORS: dict[str, type[ConveyorError]] = {c.code: c for c in _all_subclasses(ConveyorError)}
-assert len(ERRORS) == len(_all_subclasses(ConveyorError)), "error codes must be unique"
+_CLASSES = _all_subclasses(ConveyorError)[1:]  # the root shares InternalError's code
+ERRORS: dict[str, type[ConveyorError]] = {c.code: c for c in _CLASSES}
+assert len(ERRORS) == len(_CLASSES), "error codes must be unique"
 
 
 def from_code(code: str, message: str = "") -> ConveyorError:

@@ -1,0 +1,1 @@
+"""The partition state machine (sans-IO) and its log records."""

@@ -1,0 +1,74 @@
+"""The public values Conveyor's APIs take and return."""
+
+from __future__ import annotations
+
+import msgspec
+
+from conveyor.partition.records import MessageAttribute
+from conveyor.queue import QueueConfig
+
+__all__ = [
+    "Message",
+    "MessageAttribute",
+    "QueueInfo",
+    "QueueStats",
+    "SendEntry",
+    "SendResult",
+]
+
+
+class SendEntry(msgspec.Struct, kw_only=True):
+    """One message of a batch send."""
+
+    body: bytes | str
+    attributes: dict[str, MessageAttribute] | None = None
+    delay_s: int | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+    system: dict[str, str] | None = None
+
+
+class SendResult(msgspec.Struct, kw_only=True, frozen=True):
+    message_id: str
+    sequence_number: str | None = None
+    duplicate: bool = False  # a FIFO resend inside the deduplication window
+
+
+class Message(msgspec.Struct, kw_only=True, frozen=True):
+    """A received (or peeked) message."""
+
+    queue: str
+    message_id: str
+    body: bytes
+    receipt_handle: str  # empty for peeked messages
+    attributes: dict[str, MessageAttribute]
+    system: dict[str, str]  # e.g. AWSTraceHeader, DeadLetterQueueSourceQueue
+    sent_ms: int
+    receive_count: int
+    first_receive_ms: int
+    group_id: str | None = None
+    dedup_id: str | None = None
+    sequence_number: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+class QueueStats(msgspec.Struct, kw_only=True, frozen=True):
+    messages: int  # live: visible + in flight + delayed
+    bytes: int
+    visible: int
+    inflight: int
+    delayed: int
+    oldest_age_s: float | None
+
+
+class QueueInfo(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    uid: str
+    config: QueueConfig
+    created_ms: int
+    modified_ms: int
+    tags: dict[str, str]
+    stats: QueueStats | None = None
