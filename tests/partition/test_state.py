@@ -274,3 +274,22 @@ def test_chunks_are_freed() -> None:
     assert h.state.n_live == 0
     h.state.invariants()
     assert len(h.state._chunks) <= 1
+
+
+def test_epoch_start_takes_an_offset_and_changes_nothing() -> None:
+    from conveyor.replication import records as replication_records
+
+    h = Harness()
+    h.send(0, b"a")
+    marker = replication_records.epoch_start(h.state.next_offset, 5, epoch=7)
+    assert marker.type == R.EPOCH_START
+    rec = R.decode(marker.type, marker.payload)
+    assert rec == R.EpochStart(7)
+    assert R.describe(marker.type, marker.payload) == "EpochStart epoch=7"
+    before = h.state.stats(5)
+    h.state.apply(marker.offset, marker.ts_ms, rec)
+    h.state.invariants()
+    assert h.state.next_offset == marker.offset + 1
+    assert h.state.stats(5) == before
+    h.send(10, b"b")
+    assert len(h.receive(10)) == 2

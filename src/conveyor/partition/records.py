@@ -16,7 +16,12 @@ type      record           meaning
 6         Purge            every message below ``upto_offset`` leaves
 7         MoveIntent       messages are about to move to another queue (DLQ, redrive)
 8         Moved            the move is durable at the destination; messages leave
+255       EpochStart       a leader's epoch begins here (replication control record)
 ========  ===============  ===================================================
+
+``EpochStart`` belongs to the replication layer (``conveyor.replication.records``): its
+payload is the epoch as an unsigned 64-bit big-endian integer, not msgpack, and applying
+it to a partition changes nothing but the next offset.
 
 ``Append`` keeps the body last: :class:`AppendMeta` decodes everything but the body, so
 replaying a log does not copy message bodies.
@@ -24,6 +29,7 @@ replaying a log does not copy message bodies.
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 import msgspec
@@ -36,6 +42,7 @@ EXPIRE: Final = 5
 PURGE: Final = 6
 MOVE_INTENT: Final = 7
 MOVED: Final = 8
+EPOCH_START: Final = 255  # the same number as conveyor.replication.records.EPOCH_START
 
 EXPIRE_RETENTION: Final = 0
 EXPIRE_OVERFLOW: Final = 1
@@ -115,6 +122,12 @@ class Moved(msgspec.Struct, array_like=True, frozen=True):
     offsets: list[int]
 
 
+class EpochStart(msgspec.Struct, frozen=True):
+    epoch: int
+
+
+_EPOCH = struct.Struct(">Q")
+
 Record = Append | Deliver | Ack | Visibility | Expire | Purge | MoveIntent | Moved
 
 RECORD_TYPES: Final[dict[type[msgspec.Struct], int]] = {
@@ -128,6 +141,7 @@ RECORD_TYPES: Final[dict[type[msgspec.Struct], int]] = {
     Moved: MOVED,
 }
 TYPE_NAMES: Final[dict[int, str]] = {t: cls.__name__ for cls, t in RECORD_TYPES.items()}
+TYPE_NAMES[EPOCH_START] = "EpochStart"
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[int, msgspec.msgpack.Decoder[object]] = {
@@ -144,6 +158,11 @@ def encode(record: Record) -> tuple[int, bytes]:
 
 def decode(rtype: int, payload: bytes) -> object:
     """Decode a payload for replay; ``Append`` comes back as :class:`AppendMeta`."""
+    if rtype == EPOCH_START:
+        try:
+            return EpochStart(_EPOCH.unpack(payload)[0])
+        except struct.error:
+            raise ValueError(f"EpochStart payload of {len(payload)} bytes") from None
     try:
         decoder = _decoders[rtype]
     except KeyError:

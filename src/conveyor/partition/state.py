@@ -257,6 +257,8 @@ class PartitionState:
             for off in record.offsets:
                 if self.status(off) == MOVING:
                     self._remove(off)
+        elif isinstance(record, R.EpochStart):
+            pass  # replication's marker: it takes an offset and changes nothing else
         else:
             raise TypeError(f"not a partition record: {record!r}")
         self._expire_windows(ts_ms)
