@@ -1,0 +1,1000 @@
+"""The broker: queues, routing to partitions, long polling, dead-letter moves.
+
+:class:`Broker` is the embedded broker (``conveyor.open(data_dir)``) and the core the
+server wraps. Every method is thread-safe. Each queue has one lock; an operation takes
+it, asks the partition state machine to decide, commits the resulting records (one
+write), applies them, releases the lock and only then waits for its records to be
+durable, so concurrent operations share fsyncs (group commit). No method holds two
+queues' locks at once: a dead-letter move writes an intent in the source queue, appends
+to the dead-letter queue, then records the move as done in the source — each step under
+one lock, each durable before the next; :meth:`Broker.open` finishes moves a crash
+interrupted, and the destination drops a second copy by the move's origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from conveyor import errors, limits
+from conveyor.broker.catalog import Catalog, QueueMeta, new_uid, write_atomically
+from conveyor.broker.partition import Partition
+from conveyor.partition import records as R
+from conveyor.partition.state import MOVING, PartitionState
+from conveyor.queue import make_config, update_config, validate_name
+from conveyor.receipt import Receipt, ReceiptSigner
+from conveyor.types import (
+    Message,
+    MessageAttribute,
+    QueueInfo,
+    QueueStats,
+    SendEntry,
+    SendResult,
+)
+
+log = logging.getLogger("conveyor.broker")
+
+FsyncPolicy = Literal["always", "interval", "never"]
+Clock = Callable[[], int]  # milliseconds since the epoch
+
+_ATTR_TYPES = ("String", "Number", "Binary")
+_DLQ_SOURCE = "DeadLetterQueueSourceQueue"
+_ORIGINAL_DEDUP = "MessageDeduplicationId"
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Node(msgspec.Struct):
+    node_id: str
+    secret: str  # hex
+
+
+class _Queue:
+    """A queue open on this node."""
+
+    def __init__(self, meta: QueueMeta, partitions: list[Partition]) -> None:
+        self.meta = meta
+        self.uid_bytes = bytes.fromhex(meta.uid)
+        self.partitions = partitions
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.version = 0  # bumped (under lock) whenever messages may have become visible
+        self.deleted = False
+        self.send_rr = 0
+        self.recv_rr = 0
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    def wake(self) -> None:
+        """Call under ``lock``: wake long polls."""
+        self.version += 1
+        self.cond.notify_all()
+
+
+def message_size(body: bytes, attributes: dict[str, MessageAttribute] | None) -> int:
+    """Size as SQS counts it: body plus each attribute's name, type and value."""
+    size = len(body)
+    for name, attr in (attributes or {}).items():
+        size += len(name.encode()) + len(attr.data_type.encode())
+        if attr.string_value is not None:
+            size += len(attr.string_value.encode())
+        if attr.binary_value is not None:
+            size += len(attr.binary_value)
+    return size
+
+
+def validate_attributes(attributes: dict[str, MessageAttribute] | None) -> None:
+    if not attributes:
+        return
+    if len(attributes) > limits.message_attributes_max:
+        raise errors.InvalidParameterValue(
+            f"a message may carry at most {limits.message_attributes_max} attributes"
+        )
+    for name, attr in attributes.items():
+        if not name or len(name) > limits.attribute_name_length_max:
+            raise errors.InvalidParameterValue(f"invalid message attribute name {name!r}")
+        if not isinstance(attr, MessageAttribute):
+            raise errors.InvalidParameterValue(f"attribute {name!r} must be a MessageAttribute")
+        base = attr.data_type.split(".", 1)[0]
+        if base not in _ATTR_TYPES or len(attr.data_type) > limits.attribute_type_length_max:
+            raise errors.InvalidParameterValue(
+                f"attribute {name!r} has data type {attr.data_type!r}; use String, Number or "
+                "Binary, optionally with a .suffix"
+            )
+        if base == "Binary":
+            if attr.binary_value is None or attr.string_value is not None:
+                raise errors.InvalidParameterValue(f"Binary attribute {name!r} needs binary_value")
+        elif attr.string_value is None or attr.binary_value is not None:
+            raise errors.InvalidParameterValue(f"{base} attribute {name!r} needs string_value")
+        if base == "Number":
+            try:
+                float(attr.string_value or "")
+            except ValueError:
+                raise errors.InvalidParameterValue(
+                    f"Number attribute {name!r} is not a number: {attr.string_value!r}"
+                ) from None
+
+
+class Broker:
+    """An embedded Conveyor broker on a data directory (or in memory with ``None``)."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None,
+        *,
+        fsync: FsyncPolicy = "always",
+        clock: Clock = wall_clock_ms,
+        maintenance_interval_s: float | None = 1.0,
+        segment_bytes_max: int = limits.segment_bytes_max,
+        secret: bytes | None = None,
+    ) -> None:
+        if fsync not in ("always", "interval", "never"):
+            raise ValueError("fsync must be 'always', 'interval' or 'never'")
+        self.fsync = fsync
+        self._clock = clock
+        self._segment_bytes_max = segment_bytes_max
+        self._closed = False
+        self._catalog_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = self._lock_data_dir(self.data_dir)
+        node = self._load_node(secret)
+        self.node_id = node.node_id
+        self._signer = ReceiptSigner(bytes.fromhex(node.secret))
+        self._catalog = Catalog(self.data_dir)
+        self._queues: dict[str, _Queue] = {}
+        self._by_uid: dict[str, _Queue] = {}
+        for meta in self._catalog.queues.values():
+            self._open_queue(meta)
+        self._resume_moves()
+        self._stop = threading.Event()
+        self._maintenance: threading.Thread | None = None
+        if maintenance_interval_s:
+            self._maintenance = threading.Thread(
+                target=self._maintenance_loop,
+                args=(maintenance_interval_s,),
+                name="conveyor-maintenance",
+                daemon=True,
+            )
+            self._maintenance.start()
+        log.info(
+            "broker open",
+            extra={"data_dir": str(self.data_dir), "queues": len(self._queues), "fsync": fsync},
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    @staticmethod
+    def _lock_data_dir(path: Path) -> int:
+        fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise errors.Unavailable(
+                f"data directory {path} is in use by another process"
+            ) from None
+        return fd
+
+    def _load_node(self, secret: bytes | None) -> _Node:
+        if self.data_dir is None:
+            return _Node(node_id="memory", secret=(secret or secrets.token_bytes(32)).hex())
+        path = self.data_dir / "node.json"
+        if path.exists():
+            node = msgspec.json.decode(path.read_bytes(), type=_Node)
+        else:
+            node = _Node(node_id=new_uid(), secret=(secret or secrets.token_bytes(32)).hex())
+            write_atomically(path, msgspec.json.encode(node))
+        return node
+
+    def close(self) -> None:
+        """Checkpoint every partition, flush and release the data directory."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._maintenance is not None:
+            self._maintenance.join()
+        for q in list(self._queues.values()):
+            with q.lock:
+                q.wake()
+            for part in q.partitions:
+                with q.lock:
+                    offset, data = part.snapshot()
+                if offset != part.checkpoint_offset:
+                    part.save_checkpoint(offset, data)
+                part.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("broker closed", extra={"data_dir": str(self.data_dir)})
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _now(self) -> int:
+        return self._clock()
+
+    def _open_queue(self, meta: QueueMeta) -> _Queue:
+        parts = [
+            Partition.open(
+                i,
+                self._catalog.partition_dir(meta, i),
+                fifo=meta.config.fifo,
+                dedup_scope=meta.config.dedup_scope,
+                fsync=self.fsync,
+                segment_bytes_max=self._segment_bytes_max,
+            )
+            for i in range(meta.config.partitions)
+        ]
+        q = _Queue(meta, parts)
+        self._queues[meta.name] = q
+        self._by_uid[meta.uid] = q
+        return q
+
+    def _queue(self, name: str) -> _Queue:
+        if self._closed:
+            raise errors.Unavailable("the broker is closed")
+        q = self._queues.get(name)
+        if q is None:
+            if not isinstance(name, str):
+                raise errors.InvalidParameterValue("queue name must be a string")
+            raise errors.QueueDoesNotExist(f"the queue {name!r} does not exist")
+        return q
+
+    @contextlib.contextmanager
+    def _locked(self, q: _Queue) -> Iterator[None]:
+        with q.lock:
+            if q.deleted:
+                raise errors.QueueDoesNotExist(f"the queue {q.name!r} does not exist")
+            yield
+
+    # ------------------------------------------------------------------ queues
+    def create_queue(
+        self,
+        name: str,
+        config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> QueueInfo:
+        """Create a queue; creating it again with identical attributes is a no-op."""
+        validate_name(name)
+        cfg = make_config(name, config)
+        with self._catalog_lock:
+            if self._closed:
+                raise errors.Unavailable("the broker is closed")
+            existing = self._queues.get(name)
+            if existing is not None:
+                if existing.meta.config != cfg:
+                    raise errors.QueueAlreadyExists(
+                        f"a queue named {name!r} already exists with different attributes"
+                    )
+                return self._info(existing, with_stats=False)
+            if cfg.redrive is not None and cfg.redrive.dead_letter_queue not in self._queues:
+                raise errors.InvalidAttributeValue(
+                    f"dead-letter queue {cfg.redrive.dead_letter_queue!r} does not exist"
+                )
+            if len(self._queues) >= limits.queues_per_node_max:
+                raise errors.OverLimit("too many queues on this node")
+            now = self._now()
+            meta = QueueMeta(
+                name=name,
+                uid=new_uid(),
+                config=cfg,
+                created_ms=now,
+                modified_ms=now,
+                tags=dict(tags or {}),
+            )
+            q = self._open_queue(meta)
+            self._catalog.put(meta)
+        log.info("queue created", extra={"queue": name, "uid": meta.uid})
+        return self._info(q, with_stats=False)
+
+    def get_queue(self, name: str) -> QueueInfo:
+        return self._info(self._queue(name), with_stats=True)
+
+    def list_queues(self, prefix: str = "") -> list[str]:
+        return sorted(n for n in self._queues if n.startswith(prefix))
+
+    def set_queue(self, name: str, changes: dict[str, Any]) -> QueueInfo:
+        """Change attributes; ``fifo`` and ``partitions`` are fixed at creation."""
+        q = self._queue(name)
+        with self._catalog_lock:
+            cfg = update_config(name, q.meta.config, changes)
+            if cfg.fifo != q.meta.config.fifo or cfg.partitions != q.meta.config.partitions:
+                raise errors.InvalidAttributeValue(
+                    "fifo and partitions cannot change after a queue is created"
+                )
+            if cfg.redrive is not None and cfg.redrive.dead_letter_queue not in self._queues:
+                raise errors.InvalidAttributeValue(
+                    f"dead-letter queue {cfg.redrive.dead_letter_queue!r} does not exist"
+                )
+            with self._locked(q):
+                q.meta = msgspec.structs.replace(q.meta, config=cfg, modified_ms=self._now())
+                for part in q.partitions:
+                    part.state.dedup_scope = cfg.dedup_scope
+            self._catalog.put(q.meta)
+        log.info("queue changed", extra={"queue": name, "changes": sorted(changes)})
+        return self._info(q, with_stats=False)
+
+    def tag_queue(self, name: str, tags: dict[str, str], remove: Sequence[str] = ()) -> None:
+        q = self._queue(name)
+        with self._catalog_lock:
+            new = {k: v for k, v in q.meta.tags.items() if k not in remove}
+            new.update(tags)
+            if len(new) > limits.queue_tags_max:
+                raise errors.InvalidParameterValue(
+                    f"a queue may have at most {limits.queue_tags_max} tags"
+                )
+            q.meta = msgspec.structs.replace(q.meta, tags=new)
+            self._catalog.put(q.meta)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue and every message in it."""
+        with self._catalog_lock:
+            q = self._queue(name)
+            with q.lock:
+                q.deleted = True
+                q.wake()
+            del self._queues[name]
+            del self._by_uid[q.meta.uid]
+            for part in q.partitions:
+                part.close()
+            self._catalog.remove(name)
+        log.info("queue deleted", extra={"queue": name, "uid": q.meta.uid})
+
+    def purge_queue(self, name: str) -> None:
+        """Delete every message sent before the call (one purge per 60 s, as SQS)."""
+        q = self._queue(name)
+        now = self._now()
+        waits = []
+        with self._locked(q):
+            last = max(p.state.last_purge_ms for p in q.partitions)
+            if last and now - last < limits.purge_interval_s * 1000:
+                raise errors.PurgeQueueInProgress(
+                    f"the queue {name!r} was purged less than {limits.purge_interval_s} s ago"
+                )
+            for part in q.partitions:
+                waits.append((part, part.commit(part.state.decide_purge(), now)))
+        for part, off in waits:
+            part.wait_durable(off)
+        log.info("queue purged", extra={"queue": name})
+
+    def _info(self, q: _Queue, *, with_stats: bool) -> QueueInfo:
+        stats = None
+        if with_stats:
+            now = self._now()
+            totals = dict(messages=0, bytes=0, visible=0, inflight=0, delayed=0)
+            oldest: int | None = None
+            with self._locked(q):
+                for part in q.partitions:
+                    s = part.state.stats(now)
+                    for key in totals:
+                        totals[key] += getattr(s, key)
+                    if s.oldest_sent_ms is not None:
+                        oldest = (
+                            s.oldest_sent_ms if oldest is None else min(oldest, s.oldest_sent_ms)
+                        )
+            stats = QueueStats(
+                **totals,
+                oldest_age_s=None if oldest is None else max(0.0, (now - oldest) / 1000),
+            )
+        m = q.meta
+        return QueueInfo(
+            name=m.name,
+            uid=m.uid,
+            config=m.config,
+            created_ms=m.created_ms,
+            modified_ms=m.modified_ms,
+            tags=dict(m.tags),
+            stats=stats,
+        )
+
+    # ------------------------------------------------------------------ send
+    def send(
+        self,
+        queue: str,
+        body: bytes | str,
+        *,
+        attributes: dict[str, MessageAttribute] | None = None,
+        delay_s: int | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+        system: dict[str, str] | None = None,
+    ) -> SendResult:
+        """Send one message; returns once it is durable."""
+        entry = SendEntry(
+            body=body,
+            attributes=attributes,
+            delay_s=delay_s,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            system=system,
+        )
+        result = self.send_batch(queue, [entry])[0]
+        if isinstance(result, errors.ConveyorError):
+            raise result
+        return result
+
+    def send_batch(
+        self, queue: str, entries: Sequence[SendEntry]
+    ) -> list[SendResult | errors.ConveyorError]:
+        """Send many messages in one write; a result or an error per entry, in order."""
+        q = self._queue(queue)
+        if not entries:
+            raise errors.EmptyBatchRequest("a batch needs at least one entry")
+        if len(entries) > limits.native_batch_entries_max:
+            raise errors.TooManyEntriesInBatchRequest(
+                f"a batch may hold at most {limits.native_batch_entries_max} entries"
+            )
+        cfg = q.meta.config
+        now = self._now()
+        results: list[SendResult | errors.ConveyorError | None] = [None] * len(entries)
+        by_part: dict[int, list[tuple[int, R.Append]]] = {}
+        for i, entry in enumerate(entries):
+            try:
+                rec = self._prepare_append(q, entry, now)
+            except errors.ConveyorError as exc:
+                results[i] = exc
+                continue
+            if cfg.fifo:
+                p = zlib.crc32((rec.group_id or "").encode()) % len(q.partitions)
+            else:
+                p = q.send_rr % len(q.partitions)
+                q.send_rr += 1
+            by_part.setdefault(p, []).append((i, rec))
+        waits: list[tuple[Partition, int]] = []
+        with self._locked(q):
+            for p, items in by_part.items():
+                part = q.partitions[p]
+                decisions, recs = part.state.decide_send(
+                    [rec for _, rec in items],
+                    now,
+                    max_depth_messages=cfg.max_depth_messages,
+                    max_depth_bytes=cfg.max_depth_bytes,
+                    overflow=cfg.overflow,
+                )
+                if recs:
+                    last = part.commit(recs, now)
+                    waits.append((part, last))
+                    offset = last - sum(1 for d in decisions if d.record is not None) + 1
+                for (i, rec), d in zip(items, decisions, strict=True):
+                    if d.error is not None:
+                        results[i] = d.error
+                    elif d.duplicate_of is not None:
+                        off, mid = d.duplicate_of
+                        results[i] = SendResult(
+                            message_id=mid,
+                            sequence_number=self._seq(q, p, off),
+                            duplicate=True,
+                        )
+                    else:
+                        results[i] = SendResult(
+                            message_id=rec.message_id, sequence_number=self._seq(q, p, offset)
+                        )
+                        offset += 1
+            if waits:
+                q.wake()
+        for part, off in waits:
+            part.wait_durable(off)
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _seq(q: _Queue, partition: int, offset: int) -> str | None:
+        return f"{partition:03d}{offset:017d}" if q.meta.config.fifo else None
+
+    def _prepare_append(self, q: _Queue, entry: SendEntry, now: int) -> R.Append:
+        cfg = q.meta.config
+        body = entry.body.encode("utf-8") if isinstance(entry.body, str) else entry.body
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise errors.InvalidParameterValue("a message body must be bytes or str")
+        body = bytes(body)
+        if not body:
+            raise errors.MissingParameter("a message body must not be empty")
+        validate_attributes(entry.attributes)
+        size = message_size(body, entry.attributes)
+        if size > cfg.max_message_bytes:
+            raise errors.MessageTooLong(
+                f"message of {size} bytes exceeds the queue's limit of {cfg.max_message_bytes}"
+            )
+        delay_s = entry.delay_s
+        if delay_s is not None:
+            if cfg.fifo:
+                raise errors.InvalidParameterValue(
+                    "FIFO queues take no per-message delay; set the queue's delay_s"
+                )
+            if (
+                isinstance(delay_s, bool)
+                or not isinstance(delay_s, int)
+                or not (limits.delay_s_min <= delay_s <= limits.delay_s_max)
+            ):
+                raise errors.InvalidParameterValue(
+                    f"delay_s must be an integer from {limits.delay_s_min} to {limits.delay_s_max}"
+                )
+        else:
+            delay_s = cfg.delay_s
+        group_id, dedup_id = entry.group_id, entry.dedup_id
+        if cfg.fifo:
+            if not group_id:
+                raise errors.MissingParameter("a FIFO queue needs a message group id")
+            if dedup_id is None:
+                if not cfg.content_dedup:
+                    raise errors.InvalidParameterValue(
+                        "a FIFO queue without content-based deduplication needs a dedup id"
+                    )
+                dedup_id = hashlib.sha256(body).hexdigest()
+            for label, value, bound in (
+                ("group id", group_id, limits.group_id_length_max),
+                ("dedup id", dedup_id, limits.dedup_id_length_max),
+            ):
+                if not isinstance(value, str) or not 0 < len(value) <= bound:
+                    raise errors.InvalidParameterValue(f"{label} must be 1 to {bound} characters")
+        elif dedup_id is not None:
+            raise errors.InvalidParameterValue("dedup ids are for FIFO queues only")
+        return R.Append(
+            message_id=str(uuid.uuid4()),
+            body_bytes=size,
+            delay_until_ms=now + delay_s * 1000 if delay_s else 0,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            attributes=dict(entry.attributes) if entry.attributes else None,
+            system=dict(entry.system) if entry.system else None,
+            body=body,
+        )
+
+    # ------------------------------------------------------------------ receive
+    def receive(
+        self,
+        queue: str,
+        max_messages: int = 1,
+        *,
+        visibility_timeout_s: int | None = None,
+        wait_s: float | None = None,
+        attempt_id: str | None = None,
+    ) -> list[Message]:
+        """Receive up to ``max_messages``; with ``wait_s`` > 0, wait for one to arrive."""
+        q = self._queue(queue)
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not (1 <= max_messages <= limits.native_receive_messages_max)
+        ):
+            raise errors.InvalidParameterValue(
+                f"max_messages must be from 1 to {limits.native_receive_messages_max}"
+            )
+        vis = (
+            q.meta.config.visibility_timeout_s
+            if visibility_timeout_s is None
+            else visibility_timeout_s
+        )
+        if (
+            isinstance(vis, bool)
+            or not isinstance(vis, int)
+            or not (limits.visibility_timeout_s_min <= vis <= limits.visibility_timeout_s_max)
+        ):
+            raise errors.InvalidParameterValue(
+                f"visibility timeout must be an integer from {limits.visibility_timeout_s_min} "
+                f"to {limits.visibility_timeout_s_max} s"
+            )
+        wait = float(q.meta.config.receive_wait_s if wait_s is None else wait_s)
+        if not 0 <= wait <= limits.receive_wait_s_max:
+            raise errors.InvalidParameterValue(
+                f"wait_s must be from 0 to {limits.receive_wait_s_max} s"
+            )
+        deadline = time.monotonic() + wait
+        while True:
+            msgs, version = self._receive_once(q, max_messages, vis * 1000, attempt_id)
+            if msgs:
+                return msgs
+            with self._locked(q):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return []
+                if q.version != version:
+                    continue
+                now = self._now()
+                due = [t for t in (p.state.next_timer_ms() for p in q.partitions) if t is not None]
+                if due:
+                    remaining = min(remaining, max(0.0, (min(due) - now) / 1000) + 0.001)
+                q.cond.wait(remaining)
+
+    def _receive_once(
+        self, q: _Queue, max_messages: int, vis_ms: int, attempt_id: str | None
+    ) -> tuple[list[Message], int]:
+        now = self._now()
+        cfg = q.meta.config
+        redrive = cfg.redrive
+        dlq = self._queues.get(redrive.dead_letter_queue) if redrive is not None else None
+        max_rc = redrive.max_receive_count if redrive is not None and dlq is not None else 0
+        picked: list[tuple[Partition, int, int, R.Append, Any]] = []
+        moves: list[tuple[Partition, list[int]]] = []
+        waits: list[tuple[Partition, int]] = []
+        with self._locked(q):
+            version = q.version
+            n = len(q.partitions)
+            start = q.recv_rr
+            q.recv_rr += 1
+            for k in range(n):
+                want = max_messages - len(picked)
+                if want <= 0:
+                    break
+                part = q.partitions[(start + k) % n]
+                recs: list[R.Record] = list(part.state.decide_expire(now, cfg.retention_s * 1000))
+                if recs:
+                    part.commit(recs, now)
+                    recs = []
+                dec = part.state.decide_receive(
+                    want, vis_ms, now, max_receive_count=max_rc, attempt_id=attempt_id
+                )
+                recs = list(dec.records)
+                if dec.moves:
+                    assert dlq is not None
+                    recs.append(R.MoveIntent(offsets=dec.moves, destination=dlq.meta.uid))
+                    moves.append((part, dec.moves))
+                if recs:
+                    waits.append((part, part.commit(recs, now)))
+                for d in dec.deliveries:
+                    rec = part.read_append(d.offset)
+                    picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
+        for part, off in waits:
+            part.wait_durable(off)
+        for part, offsets in moves:
+            self._complete_moves(q, part, offsets)
+        out: list[Message] = []
+        for part, off, rc, rec, view in picked:
+            handle = self._signer.issue(Receipt(q.uid_bytes, part.index, off, rc))
+            out.append(
+                self._message(
+                    q, part.index, off, rec, handle, rc, view.sent_ms, view.first_receive_ms
+                )
+            )
+        if moves and not picked:
+            return self._receive_once(q, max_messages, vis_ms, attempt_id)
+        return out, version
+
+    def _message(
+        self,
+        q: _Queue,
+        partition: int,
+        offset: int,
+        rec: R.Append,
+        handle: str,
+        receive_count: int,
+        sent_ms: int,
+        first_receive_ms: int,
+    ) -> Message:
+        system = dict(rec.system) if rec.system else {}
+        dedup = rec.dedup_id or system.pop(_ORIGINAL_DEDUP, None)
+        return Message(
+            queue=q.name,
+            message_id=rec.message_id,
+            body=rec.body,
+            receipt_handle=handle,
+            attributes=dict(rec.attributes) if rec.attributes else {},
+            system=system,
+            sent_ms=sent_ms,
+            receive_count=receive_count,
+            first_receive_ms=first_receive_ms,
+            group_id=rec.group_id,
+            dedup_id=dedup,
+            sequence_number=self._seq(q, partition, offset),
+        )
+
+    def peek(self, queue: str, max_messages: int = 10) -> list[Message]:
+        """The oldest live messages, without receiving them (no receipt handles)."""
+        q = self._queue(queue)
+        out: list[Message] = []
+        with self._locked(q):
+            for part in q.partitions:
+                for view in part.state.peek(max_messages):
+                    rec = part.read_append(view.offset)
+                    out.append(
+                        self._message(
+                            q,
+                            part.index,
+                            view.offset,
+                            rec,
+                            "",
+                            view.receive_count,
+                            view.sent_ms,
+                            view.first_receive_ms,
+                        )
+                    )
+        out.sort(key=lambda m: m.sent_ms)
+        return out[:max_messages]
+
+    # ------------------------------------------------------------------ delete / visibility
+    def _receipt(self, q: _Queue, handle: str) -> Receipt:
+        receipt = self._signer.check(handle)
+        if receipt.queue_uid != q.uid_bytes or receipt.partition >= len(q.partitions):
+            raise errors.ReceiptHandleIsInvalid("the receipt handle belongs to another queue")
+        return receipt
+
+    def delete(self, queue: str, receipt_handle: str) -> None:
+        """Delete a received message. A stale handle (of an earlier delivery) is a no-op."""
+        result = self.delete_batch(queue, [receipt_handle])[0]
+        if result is not None:
+            raise result
+
+    def delete_batch(
+        self, queue: str, receipt_handles: Sequence[str]
+    ) -> list[errors.ConveyorError | None]:
+        q = self._queue(queue)
+        results: list[errors.ConveyorError | None] = [None] * len(receipt_handles)
+        receipts: list[tuple[int, Receipt]] = []
+        for i, handle in enumerate(receipt_handles):
+            try:
+                receipts.append((i, self._receipt(q, handle)))
+            except errors.ConveyorError as exc:
+                results[i] = exc
+        now = self._now()
+        waits: dict[int, tuple[Partition, int]] = {}
+        with self._locked(q):
+            for _, r in receipts:
+                part = q.partitions[r.partition]
+                recs = part.state.decide_ack(r.offset, r.receive_count)
+                if recs:
+                    waits[r.partition] = (part, part.commit(recs, now))
+            if waits and q.meta.config.fifo:
+                q.wake()  # a group may have been unblocked
+        for part, off in waits.values():
+            part.wait_durable(off)
+        return results
+
+    def change_visibility(self, queue: str, receipt_handle: str, timeout_s: int) -> None:
+        """Set an in-flight message's visibility to ``timeout_s`` from now (0 releases)."""
+        result = self.change_visibility_batch(queue, [(receipt_handle, timeout_s)])[0]
+        if result is not None:
+            raise result
+
+    def change_visibility_batch(
+        self, queue: str, entries: Sequence[tuple[str, int]]
+    ) -> list[errors.ConveyorError | None]:
+        q = self._queue(queue)
+        results: list[errors.ConveyorError | None] = [None] * len(entries)
+        checked: list[tuple[int, Receipt, int]] = []
+        for i, (handle, timeout_s) in enumerate(entries):
+            try:
+                if (
+                    isinstance(timeout_s, bool)
+                    or not isinstance(timeout_s, int)
+                    or not (
+                        limits.visibility_timeout_s_min
+                        <= timeout_s
+                        <= limits.visibility_timeout_s_max
+                    )
+                ):
+                    raise errors.InvalidParameterValue(
+                        f"visibility timeout must be an integer from "
+                        f"{limits.visibility_timeout_s_min} to {limits.visibility_timeout_s_max} s"
+                    )
+                checked.append((i, self._receipt(q, handle), timeout_s))
+            except errors.ConveyorError as exc:
+                results[i] = exc
+        now = self._now()
+        waits: dict[int, tuple[Partition, int]] = {}
+        released = False
+        with self._locked(q):
+            for i, r, timeout_s in checked:
+                part = q.partitions[r.partition]
+                try:
+                    vis = part.state.check_visibility(
+                        r.offset, r.receive_count, timeout_s * 1000, now
+                    )
+                except errors.ConveyorError as exc:
+                    results[i] = exc
+                    continue
+                rec = R.Visibility(offsets=[r.offset], visible_at_ms=[vis])
+                waits[r.partition] = (part, part.commit([rec], now))
+                released = released or timeout_s == 0
+            if released:
+                q.wake()
+        for part, off in waits.values():
+            part.wait_durable(off)
+        return results
+
+    # ------------------------------------------------------------------ moves
+    def _complete_moves(self, src: _Queue, part: Partition, offsets: list[int]) -> None:
+        """Copy MOVING messages to their destination, durably, then mark them moved."""
+        by_dest: dict[str, list[tuple[int, R.Append]]] = {}
+        with self._locked(src):
+            for off in offsets:
+                intent = part.state.moving.get(off)
+                view = part.state.view(off)
+                if intent is None or view is None or view.status != MOVING:
+                    continue
+                dest_uid, reset = intent
+                rec = part.read_append(off)
+                system = dict(rec.system or {})
+                if rec.dedup_id is not None:
+                    system[_ORIGINAL_DEDUP] = rec.dedup_id
+                if reset:
+                    system.pop(_DLQ_SOURCE, None)
+                else:
+                    system[_DLQ_SOURCE] = src.name
+                moved = R.Append(
+                    message_id=rec.message_id,
+                    body_bytes=rec.body_bytes,
+                    group_id=rec.group_id,
+                    origin=f"{src.meta.uid}:{part.index}:{off}",
+                    receive_count=0 if reset else view.receive_count,
+                    first_receive_ms=0 if reset else view.first_receive_ms,
+                    sent_ms=view.sent_ms,
+                    attributes=rec.attributes,
+                    system=system or None,
+                    body=rec.body,
+                )
+                by_dest.setdefault(dest_uid, []).append((off, moved))
+        now = self._now()
+        for dest_uid, items in by_dest.items():
+            dest = self._by_uid.get(dest_uid)
+            if dest is None:
+                log.warning(
+                    "move destination missing; messages stay in place",
+                    extra={"queue": src.name, "destination": dest_uid, "count": len(items)},
+                )
+                continue
+            waits: list[tuple[Partition, int]] = []
+            with self._locked(dest):
+                by_part: dict[int, list[R.Append]] = {}
+                for _, rec in items:
+                    if dest.meta.config.fifo:
+                        p = zlib.crc32((rec.group_id or "").encode()) % len(dest.partitions)
+                    else:
+                        p = dest.send_rr % len(dest.partitions)
+                        dest.send_rr += 1
+                    by_part.setdefault(p, []).append(rec)
+                for p, recs in by_part.items():
+                    dpart = dest.partitions[p]
+                    # moved messages are never refused for depth: they must not be lost
+                    _, new = dpart.state.decide_send(recs, now)
+                    if new:
+                        waits.append((dpart, dpart.commit(new, now)))
+                if waits:
+                    dest.wake()
+            for dpart, off in waits:
+                dpart.wait_durable(off)
+            with self._locked(src):
+                last = part.commit([R.Moved(offsets=[off for off, _ in items])], now)
+                if src.meta.config.fifo:
+                    src.wake()
+            part.wait_durable(last)
+            log.info(
+                "messages moved",
+                extra={"queue": src.name, "destination": dest.name, "count": len(items)},
+            )
+
+    def _resume_moves(self) -> None:
+        for q in list(self._queues.values()):
+            for part in q.partitions:
+                if part.state.moving:
+                    self._complete_moves(q, part, sorted(part.state.moving))
+
+    def redrive(
+        self, source: str, destination: str | None = None, max_messages: int | None = None
+    ) -> int:
+        """Move visible messages out of a dead-letter queue: back to the queue each came
+        from, or to ``destination``. Receive counts start again at 0. Returns how many."""
+        src = self._queue(source)
+        dest_q = self._queue(destination) if destination is not None else None
+        moved = 0
+        while max_messages is None or moved < max_messages:
+            want = 100 if max_messages is None else min(100, max_messages - moved)
+            now = self._now()
+            batch: list[tuple[Partition, int]] = []
+            with self._locked(src):
+                for part in src.partitions:
+                    offsets = part.state.ready_offsets(want, now)
+                    by_dest: dict[str, list[int]] = {}
+                    for off in offsets:
+                        dest_uid = self._redrive_target(part, off, dest_q)
+                        if dest_uid is not None:
+                            by_dest.setdefault(dest_uid, []).append(off)
+                    for dest_uid, offs in by_dest.items():
+                        rec = R.MoveIntent(
+                            offsets=offs, destination=dest_uid, reset_receive_count=True
+                        )
+                        batch.append((part, part.commit([rec], now)))
+            if not batch:
+                break
+            for part, off in batch:
+                part.wait_durable(off)
+            for part in {p for p, _ in batch}:
+                count = len(part.state.moving)
+                self._complete_moves(src, part, sorted(part.state.moving))
+                moved += count
+        if moved:
+            log.info("redrive done", extra={"queue": source, "count": moved})
+        return moved
+
+    def _redrive_target(self, part: Partition, offset: int, dest: _Queue | None) -> str | None:
+        if dest is not None:
+            return dest.meta.uid
+        rec = part.read_append(offset)
+        if rec.origin is None:
+            return None
+        uid = rec.origin.split(":", 1)[0]
+        return uid if uid in self._by_uid else None
+
+    # ------------------------------------------------------------------ maintenance
+    def maintain(self) -> None:
+        """Expire old messages, checkpoint and compact. Runs in the background every
+        ``maintenance_interval_s``; tests with a fake clock call it directly."""
+        for q in list(self._queues.values()):
+            try:
+                self._maintain_queue(q)
+            except errors.QueueDoesNotExist:
+                continue
+
+    def _maintain_queue(self, q: _Queue) -> None:
+        now = self._now()
+        retention_ms = q.meta.config.retention_s * 1000
+        waits: list[tuple[Partition, int]] = []
+        snaps: list[tuple[Partition, int, bytes]] = []
+        with self._locked(q):
+            for part in q.partitions:
+                recs = part.state.decide_expire(now, retention_ms)
+                if recs:
+                    waits.append((part, part.commit(list(recs), now)))
+                if part.records_since_checkpoint() >= limits.checkpoint_interval_records:
+                    offset, data = part.snapshot()
+                    snaps.append((part, offset, data))
+        for part, off in waits:
+            part.wait_durable(off)
+        for part, offset, data in snaps:
+            part.save_checkpoint(offset, data)
+            with self._locked(q):
+                part.compact(part.state.live_offsets)
+        for part in q.partitions:
+            if part.state.moving:
+                self._complete_moves(q, part, sorted(part.state.moving))
+
+    def checkpoint(self) -> None:
+        """Checkpoint and compact every partition now."""
+        for q in list(self._queues.values()):
+            for part in q.partitions:
+                with self._locked(q):
+                    offset, data = part.snapshot()
+                part.save_checkpoint(offset, data)
+                with self._locked(q):
+                    part.compact(part.state.live_offsets)
+
+    def _maintenance_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.maintain()
+            except Exception:  # keep the broker serving; the error is logged
+                log.exception("maintenance failed")
+
+    # ------------------------------------------------------------------ introspection
+    def partition_states(self, queue: str) -> list[PartitionState]:
+        """The partition states of a queue (for tests and tools; read-only use)."""
+        return [p.state for p in self._queue(queue).partitions]
+
+
+def open(
+    data_dir: str | os.PathLike[str] | None,
+    **options: Any,
+) -> Broker:
+    """Open an embedded broker on ``data_dir`` (``None``: in memory, nothing durable)."""
+    return Broker(data_dir, **options)
