@@ -1,0 +1,1 @@
+"""Wire protocols: bytes in, typed requests out, and back (sans-IO)."""
