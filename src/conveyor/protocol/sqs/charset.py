@@ -1,0 +1,20 @@
+"""The characters SQS allows in message bodies, attribute values and other text.
+
+``#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF`` — the
+characters of XML 1.0, so that anything accepted can be written in a query-protocol
+response. Lone surrogates (U+D800..U+DFFF) are outside the set.
+"""
+
+from __future__ import annotations
+
+import re
+
+ALLOWED_CHARACTERS = "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF"
+
+_BAD_CHAR_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def first_bad_character(text: str) -> str | None:
+    """The first character of ``text`` outside SQS's set, or None."""
+    match = _BAD_CHAR_RE.search(text)
+    return None if match is None else match.group()

@@ -1,0 +1,193 @@
+"""Responses parse, with botocore's own parsers, back into exactly what was rendered."""
+
+from __future__ import annotations
+
+import copy
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+import sqs_botocore as bc
+from sqs_samples import RESULTS
+
+from conveyor import errors as core_errors
+from conveyor.protocol import sqs
+from conveyor.protocol.sqs.errors import SPECS, SqsError
+from conveyor.protocol.sqs.model import ACTIONS, XML_NAMESPACE
+
+PROTOCOLS = ["json", "query"]
+
+
+def _drop_empty_lists(value: Any) -> Any:
+    """The query protocol has no way to say "empty list": botocore leaves the key out."""
+    if isinstance(value, dict):
+        return {k: _drop_empty_lists(v) for k, v in value.items() if v != []}
+    if isinstance(value, list):
+        return [_drop_empty_lists(v) for v in value]
+    return value
+
+
+def roundtrip(protocol: str, action: str, result: dict[str, Any] | None) -> dict[str, Any]:
+    resp = sqs.render_result(action, protocol, result, "rid-1")
+    assert resp.status == 200
+    assert resp.content_type == ("application/x-amz-json-1.0" if protocol == "json" else "text/xml")
+    assert ("x-amzn-RequestId", "rid-1") in resp.headers
+    parsed = bc.parse(protocol, action, resp.status, resp.headers, resp.body)
+    assert parsed.pop("ResponseMetadata")["RequestId"] == "rid-1"
+    return parsed
+
+
+def test_every_action_has_a_result_sample() -> None:
+    assert set(RESULTS) == set(ACTIONS)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("action", sorted(RESULTS))
+def test_botocore_parses_what_was_rendered(protocol: str, action: str) -> None:
+    result = copy.deepcopy(RESULTS[action])
+    parsed = roundtrip(protocol, action, result)
+    expected = result or {}
+    if protocol == "query":
+        expected = _drop_empty_lists(expected)
+    assert parsed == expected
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_empty_batch_lists(protocol: str) -> None:
+    parsed = roundtrip(protocol, "DeleteMessageBatch", {"Successful": [{"Id": "a"}], "Failed": []})
+    assert parsed.get("Failed", []) == []
+    parsed = roundtrip(protocol, "ReceiveMessage", {"Messages": []})
+    assert parsed.get("Messages", []) == []
+    parsed = roundtrip(protocol, "ListDeadLetterSourceQueues", {"queueUrls": []})
+    assert parsed.get("queueUrls", []) == []
+
+
+def test_query_xml_shape() -> None:
+    resp = sqs.render_result(
+        "GetQueueAttributes", "query", {"Attributes": {"VisibilityTimeout": "30"}}, "r"
+    )
+    root = ET.fromstring(resp.body)
+    ns = {"q": XML_NAMESPACE}
+    assert root.tag == f"{{{XML_NAMESPACE}}}GetQueueAttributesResponse"
+    attr = root.find("q:GetQueueAttributesResult/q:Attribute", ns)
+    assert attr is not None
+    assert attr.findtext("q:Name", namespaces=ns) == "VisibilityTimeout"
+    assert attr.findtext("q:Value", namespaces=ns) == "30"
+    assert root.findtext("q:ResponseMetadata/q:RequestId", namespaces=ns) == "r"
+    empty = sqs.render_result("DeleteQueue", "query", None, "r2")
+    assert (
+        ET.fromstring(empty.body).findtext("q:ResponseMetadata/q:RequestId", namespaces=ns) == "r2"
+    )
+
+
+def test_carriage_returns_survive_xml() -> None:
+    result = {
+        "Messages": [
+            {"MessageId": "m", "ReceiptHandle": "h", "MD5OfBody": "x", "Body": "a\r\nb\rc"}
+        ]
+    }
+    assert roundtrip("query", "ReceiveMessage", result)["Messages"][0]["Body"] == "a\r\nb\rc"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_result_shape_mistakes_are_caught(protocol: str) -> None:
+    with pytest.raises(KeyError):
+        sqs.render_result("GetQueueUrl", protocol, {"QueueURL": "x"}, "r")
+    with pytest.raises(TypeError):
+        sqs.render_result(
+            "CancelMessageMoveTask", protocol, {"ApproximateNumberOfMessagesMoved": "7"}, "r"
+        )
+    with pytest.raises(KeyError):
+        sqs.render_result("DeleteQueue", protocol, {"QueueUrl": "x"}, "r")
+    with pytest.raises(KeyError):
+        sqs.render_result(
+            "SendMessageBatch", protocol, {"Successful": [{"Id": "a"}], "Failed": []}, "r"
+        )
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(SPECS))
+def test_json_error_as_botocore_sees_it(code: str) -> None:
+    spec = SPECS[code]
+    resp = sqs.render_error("json", SqsError(code, 'it went <wrong> & "badly"'), "rid-9")
+    assert resp.status == spec.status
+    headers = dict(resp.headers)
+    fault = "Sender" if spec.sender_fault else "Receiver"
+    assert headers["x-amzn-query-error"] == f"{spec.query_code};{fault}"
+    parsed = bc.parse("json", "SendMessage", resp.status, resp.headers, resp.body)
+    error = parsed["Error"]
+    # botocore takes the code from x-amzn-query-error and keeps the shape name aside;
+    # its SQS handler then picks the exception class by that shape name.
+    assert error["Code"] == spec.query_code
+    assert error["QueryErrorCode"] == code
+    assert error["Type"] == fault
+    assert error["Message"] == 'it went <wrong> & "badly"'
+    assert parsed["ResponseMetadata"]["RequestId"] == "rid-9"
+
+
+@pytest.mark.parametrize("code", sorted(SPECS))
+def test_query_error_as_botocore_sees_it(code: str) -> None:
+    spec = SPECS[code]
+    resp = sqs.render_error("query", SqsError(code, 'it went <wrong> & "badly"'), "rid-9")
+    assert resp.status == spec.status
+    assert resp.content_type == "text/xml"
+    parsed = bc.parse("query", "SendMessage", resp.status, resp.headers, resp.body)
+    assert parsed["Error"]["Code"] == spec.query_code
+    assert parsed["Error"]["Type"] == ("Sender" if spec.sender_fault else "Receiver")
+    assert parsed["Error"]["Message"] == 'it went <wrong> & "badly"'
+    assert parsed["ResponseMetadata"]["RequestId"] == "rid-9"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "query_code", "status"),
+    [
+        (
+            core_errors.QueueDoesNotExist("gone"),
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+            400,
+        ),
+        (core_errors.QueueAlreadyExists("dup"), "QueueNameExists", "QueueAlreadyExists", 400),
+        (
+            core_errors.ReceiptHandleIsInvalid("bad"),
+            "ReceiptHandleIsInvalid",
+            "ReceiptHandleIsInvalid",
+            404,
+        ),
+        (
+            core_errors.PurgeQueueInProgress("wait"),
+            "PurgeQueueInProgress",
+            "AWS.SimpleQueueService.PurgeQueueInProgress",
+            403,
+        ),
+        (core_errors.QueueFull("full"), "OverLimit", "OverLimit", 403),
+        (core_errors.MessageTooLong("long"), "InvalidParameterValue", "InvalidParameterValue", 400),
+        (core_errors.Unavailable("not leader"), "ServiceUnavailable", "ServiceUnavailable", 503),
+        (RuntimeError("boom"), "InternalError", "InternalError", 500),
+    ],
+)
+def test_conveyor_errors_map_to_sqs(
+    error: BaseException, code: str, query_code: str, status: int
+) -> None:
+    err = sqs.to_sqs_error(error)
+    assert (err.code, err.query_code, err.status) == (code, query_code, status)
+    if isinstance(error, RuntimeError):
+        assert "boom" not in err.message  # internals are not leaked to clients
+
+
+def test_every_conveyor_error_has_a_consistent_sqs_spelling() -> None:
+    for cls in core_errors.ERRORS.values():
+        err = sqs.to_sqs_error(cls("m"))
+        assert err.code == cls.sqs_code
+        assert err.query_code == (cls.sqs_query_code or cls.sqs_code), cls
+        assert err.status == cls.http_status, cls
+        assert err.sender_fault == cls.sender_fault, cls
+
+
+def test_error_messages_quoting_unprintable_input_stay_valid_xml() -> None:
+    err = SqsError("InvalidAttributeName", "Unknown Attribute a\x01b\ud800\r<x>.")
+    resp = sqs.render_error("query", err, "r")
+    parsed = bc.parse("query", "GetQueueAttributes", resp.status, resp.headers, resp.body)
+    assert parsed["Error"]["Message"] == "Unknown Attribute a\ufffdb\ufffd\r<x>."
