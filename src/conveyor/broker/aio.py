@@ -1,20 +1,70 @@
-"""The embedded broker for asyncio code.
+"""The embedded broker for asyncio code (and the core the server runs on).
 
-:class:`AsyncBroker` runs each call of a :class:`~conveyor.broker.Broker` in a worker
-thread, so waiting for an fsync or a long poll never blocks the event loop. The
-semantics are the broker's; only the calling convention differs.
+:class:`AsyncBroker` has the methods of :class:`~conveyor.broker.Broker`, awaitable. The
+hot operations (send, receive, delete, change visibility) never block the event loop:
+they decide and commit under the queue's lock on the loop's thread (a memory operation
+and one ``write``), then await durability through the log's ``on_durable`` callback,
+which the committer thread resolves after its fsync. So one fsync answers every request
+that arrived while the previous one ran, with no thread per request.
+
+A long poll parks a future on the queue (:class:`~conveyor.broker.broker.Parked`); a
+send wakes one parked receiver per message that became visible, so ten thousand parked
+receivers cost a future and a timer each, and no CPU until a message comes. Rare
+operations (queue management, purge, redrive, dead-letter moves) run in a worker
+thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from conveyor import errors
-from conveyor.broker.broker import Broker
+from conveyor.broker.broker import Broker, Parked, Pick, Waits, _Queue
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
+
+
+def durable(waits: Waits) -> asyncio.Future[None] | None:
+    """A future that resolves when every (partition, offset) in ``waits`` is durable;
+    ``None`` when they already are."""
+    if not waits:
+        return None
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    fut: asyncio.Future[None] = loop.create_future()
+    pending = [len(waits)]
+
+    def done(exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+            return
+        pending[0] -= 1
+        if pending[0] == 0:
+            fut.set_result(None)
+
+    def from_any_thread(exc: BaseException | None = None) -> None:
+        if threading.get_ident() == loop_thread:
+            done(exc)
+        else:
+            loop.call_soon_threadsafe(done, exc)
+
+    for part, off in waits:
+        part.log.on_durable(off, from_any_thread, from_any_thread)
+    if fut.done():
+        return None if fut.exception() is None else fut
+    return fut
+
+
+async def wait_durable(waits: Waits) -> None:
+    fut = durable(waits)
+    if fut is not None:
+        await fut
 
 
 class AsyncBroker:
@@ -30,13 +80,19 @@ class AsyncBroker:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # ------------------------------------------------------------------ queues
     async def create_queue(
         self, name: str, config: dict[str, Any] | None = None, tags: dict[str, str] | None = None
     ) -> QueueInfo:
         return await asyncio.to_thread(self.sync.create_queue, name, config, tags)
 
+    async def ensure_queue(
+        self, name: str, config: dict[str, Any] | None = None, tags: dict[str, str] | None = None
+    ) -> tuple[QueueInfo, bool]:
+        return await asyncio.to_thread(self.sync.ensure_queue, name, config, tags)
+
     async def get_queue(self, name: str) -> QueueInfo:
-        return await asyncio.to_thread(self.sync.get_queue, name)
+        return self.sync.get_queue(name)  # memory only
 
     async def list_queues(self, prefix: str = "") -> list[str]:
         return self.sync.list_queues(prefix)
@@ -44,12 +100,16 @@ class AsyncBroker:
     async def set_queue(self, name: str, changes: dict[str, Any]) -> QueueInfo:
         return await asyncio.to_thread(self.sync.set_queue, name, changes)
 
+    async def tag_queue(self, name: str, tags: dict[str, str], remove: Sequence[str] = ()) -> None:
+        await asyncio.to_thread(self.sync.tag_queue, name, tags, remove)
+
     async def delete_queue(self, name: str) -> None:
         await asyncio.to_thread(self.sync.delete_queue, name)
 
     async def purge_queue(self, name: str) -> None:
         await asyncio.to_thread(self.sync.purge_queue, name)
 
+    # ------------------------------------------------------------------ messages
     async def send(
         self,
         queue: str,
@@ -59,22 +119,27 @@ class AsyncBroker:
         delay_s: int | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
+        system: dict[str, str] | None = None,
     ) -> SendResult:
-        return await asyncio.to_thread(
-            lambda: self.sync.send(
-                queue,
-                body,
-                attributes=attributes,
-                delay_s=delay_s,
-                group_id=group_id,
-                dedup_id=dedup_id,
-            )
+        entry = SendEntry(
+            body=body,
+            attributes=attributes,
+            delay_s=delay_s,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            system=system,
         )
+        result = (await self.send_batch(queue, [entry]))[0]
+        if isinstance(result, errors.ConveyorError):
+            raise result
+        return result
 
     async def send_batch(
         self, queue: str, entries: Sequence[SendEntry]
     ) -> list[SendResult | errors.ConveyorError]:
-        return await asyncio.to_thread(self.sync.send_batch, queue, entries)
+        results, waits = self.sync.send_begin(queue, entries)
+        await wait_durable(waits)
+        return results
 
     async def receive(
         self,
@@ -83,29 +148,79 @@ class AsyncBroker:
         *,
         visibility_timeout_s: int | None = None,
         wait_s: float | None = None,
+        attempt_id: str | None = None,
     ) -> list[Message]:
-        return await asyncio.to_thread(
-            lambda: self.sync.receive(
-                queue, max_messages, visibility_timeout_s=visibility_timeout_s, wait_s=wait_s
-            )
-        )
+        broker = self.sync
+        q = broker._queue(queue)
+        vis_ms, wait = broker.receive_args(q, max_messages, visibility_timeout_s, wait_s)
+        deadline = time.monotonic() + wait
+        loop = asyncio.get_running_loop()
+        while True:
+            pick = broker.receive_begin(q, max_messages, vis_ms, attempt_id)
+            msgs = await self._finish_receive(q, pick)
+            if msgs:
+                return msgs
+            if pick.moves:
+                continue  # everything picked went to the dead-letter queue: look again
+            with broker._locked(q):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or broker._closed or broker._polls_ended:
+                    return []
+                if q.version != pick.version:
+                    continue
+                park_s = broker._park_time(q, remaining)
+                parked = Parked(loop)
+                q.parked.append(parked)
+            # not asyncio.wait_for: on 3.11 it can swallow a cancellation that races
+            # with the wake-up, and the cancelled receiver would take the message
+            timer = loop.call_later(park_s, parked.expire)
+            try:
+                await parked.future
+            finally:
+                timer.cancel()
+                with q.lock:
+                    try:
+                        q.parked.remove(parked)
+                    except ValueError:
+                        pass  # wake() took it
+
+    async def _finish_receive(self, q: _Queue, pick: Pick) -> list[Message]:
+        await wait_durable(pick.waits)
+        for part, offsets in pick.moves:
+            await asyncio.to_thread(self.sync._complete_moves, q, part, offsets)
+        return self.sync.receive_finish(q, pick)
+
+    async def peek(self, queue: str, max_messages: int = 10) -> list[Message]:
+        return self.sync.peek(queue, max_messages)  # memory and page-cache reads only
 
     async def delete(self, queue: str, receipt_handle: str) -> None:
-        await asyncio.to_thread(self.sync.delete, queue, receipt_handle)
+        result = (await self.delete_batch(queue, [receipt_handle]))[0]
+        if result is not None:
+            raise result
 
     async def delete_batch(
         self, queue: str, receipt_handles: Sequence[str]
     ) -> list[errors.ConveyorError | None]:
-        return await asyncio.to_thread(self.sync.delete_batch, queue, receipt_handles)
+        results, waits = self.sync.delete_begin(queue, receipt_handles)
+        await wait_durable(waits)
+        return results
 
     async def change_visibility(self, queue: str, receipt_handle: str, timeout_s: int) -> None:
-        await asyncio.to_thread(self.sync.change_visibility, queue, receipt_handle, timeout_s)
+        result = (await self.change_visibility_batch(queue, [(receipt_handle, timeout_s)]))[0]
+        if result is not None:
+            raise result
 
-    async def peek(self, queue: str, max_messages: int = 10) -> list[Message]:
-        return await asyncio.to_thread(self.sync.peek, queue, max_messages)
+    async def change_visibility_batch(
+        self, queue: str, entries: Sequence[tuple[str, int]]
+    ) -> list[errors.ConveyorError | None]:
+        results, waits = self.sync.change_visibility_begin(queue, entries)
+        await wait_durable(waits)
+        return results
 
-    async def redrive(self, source: str, destination: str | None = None) -> int:
-        return await asyncio.to_thread(self.sync.redrive, source, destination)
+    async def redrive(
+        self, source: str, destination: str | None = None, max_messages: int | None = None
+    ) -> int:
+        return await asyncio.to_thread(self.sync.redrive, source, destination, max_messages)
 
 
 async def open_async(data_dir: str | os.PathLike[str] | None, **options: Any) -> AsyncBroker:

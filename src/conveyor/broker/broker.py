@@ -13,6 +13,7 @@ interrupted, and the destination drops a second copy by the move's origin.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -23,7 +24,9 @@ import threading
 import time
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,15 +80,74 @@ class _Queue:
         self.deleted = False
         self.send_rr = 0
         self.recv_rr = 0
+        # asyncio long polls parked on this queue, oldest first (see AsyncBroker.receive)
+        self.parked: deque[Parked] = deque()
 
     @property
     def name(self) -> str:
         return self.meta.name
 
-    def wake(self) -> None:
-        """Call under ``lock``: wake long polls."""
+    def wake(self, count: int | None = None) -> None:
+        """Call under ``lock``: wake long polls.
+
+        Threads waiting in :meth:`Broker.receive` all wake. Parked asyncio receivers wake
+        oldest first, ``count`` of them (one per message that became visible) or all
+        when ``count`` is None, so a send to a queue with ten thousand parked receivers
+        wakes one, not ten thousand."""
         self.version += 1
         self.cond.notify_all()
+        parked = self.parked
+        n = len(parked) if count is None else min(count, len(parked))
+        for _ in range(n):
+            parked.popleft().wake(self)
+
+    def rewake(self) -> None:
+        """A woken receiver went away before it ran: pass its wake-up on."""
+        with self.lock:
+            if self.parked:
+                self.parked.popleft().wake(self)
+
+
+class Parked:
+    """One parked asyncio receiver: a future resolved from any thread by ``wake``."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self, q: _Queue) -> None:
+        self.loop.call_soon_threadsafe(self._resolve, q)
+
+    def _resolve(self, q: _Queue) -> None:
+        if self.future.done():
+            q.rewake()  # it timed out or was cancelled meanwhile
+        else:
+            self.future.set_result(None)
+
+    def expire(self) -> None:
+        """The park time is over (a ``call_later`` timer on the loop)."""
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+Waits = list[tuple[Partition, int]]  # (partition, offset) pairs to wait durable for
+
+
+@dataclass(slots=True)
+class Pick:
+    """What one receive attempt decided, before its records are durable."""
+
+    version: int
+    picked: list[tuple[Partition, int, int, R.Append, Any]]
+    moves: list[tuple[Partition, list[int]]]
+    waits: Waits
+
+
+def wait_all(waits: Waits) -> None:
+    for part, off in waits:
+        part.wait_durable(off)
 
 
 def message_size(body: bytes, attributes: dict[str, MessageAttribute] | None) -> int:
@@ -151,6 +213,7 @@ class Broker:
         self._clock = clock
         self._segment_bytes_max = segment_bytes_max
         self._closed = False
+        self._polls_ended = False  # end_long_polls(): waiting receives answer at once
         self._catalog_lock = threading.Lock()
         self._lock_fd: int | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
@@ -227,6 +290,14 @@ class Broker:
             self._lock_fd = None
         log.info("broker closed", extra={"data_dir": str(self.data_dir)})
 
+    def end_long_polls(self) -> None:
+        """For a graceful shutdown: every waiting receive returns what it has (usually
+        nothing) now, and later receives do not wait."""
+        self._polls_ended = True
+        for q in list(self._queues.values()):
+            with q.lock:
+                q.wake()
+
     def __enter__(self) -> Broker:
         return self
 
@@ -278,6 +349,16 @@ class Broker:
         tags: dict[str, str] | None = None,
     ) -> QueueInfo:
         """Create a queue; creating it again with identical attributes is a no-op."""
+        return self.ensure_queue(name, config, tags)[0]
+
+    def ensure_queue(
+        self,
+        name: str,
+        config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> tuple[QueueInfo, bool]:
+        """:meth:`create_queue`, also saying whether the queue was created (True) or
+        existed already with the same attributes (False)."""
         validate_name(name)
         cfg = make_config(name, config)
         with self._catalog_lock:
@@ -289,7 +370,7 @@ class Broker:
                     raise errors.QueueAlreadyExists(
                         f"a queue named {name!r} already exists with different attributes"
                     )
-                return self._info(existing, with_stats=False)
+                return self._info(existing, with_stats=False), False
             if cfg.redrive is not None and cfg.redrive.dead_letter_queue not in self._queues:
                 raise errors.InvalidAttributeValue(
                     f"dead-letter queue {cfg.redrive.dead_letter_queue!r} does not exist"
@@ -308,7 +389,7 @@ class Broker:
             q = self._open_queue(meta)
             self._catalog.put(meta)
         log.info("queue created", extra={"queue": name, "uid": meta.uid})
-        return self._info(q, with_stats=False)
+        return self._info(q, with_stats=False), True
 
     def get_queue(self, name: str) -> QueueInfo:
         return self._info(self._queue(name), with_stats=True)
@@ -440,6 +521,14 @@ class Broker:
         self, queue: str, entries: Sequence[SendEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages in one write; a result or an error per entry, in order."""
+        results, waits = self.send_begin(queue, entries)
+        wait_all(waits)
+        return results
+
+    def send_begin(
+        self, queue: str, entries: Sequence[SendEntry]
+    ) -> tuple[list[SendResult | errors.ConveyorError], Waits]:
+        """Decide and commit a send; the results hold once ``waits`` are durable."""
         q = self._queue(queue)
         if not entries:
             raise errors.EmptyBatchRequest("a batch needs at least one entry")
@@ -463,7 +552,8 @@ class Broker:
                 p = q.send_rr % len(q.partitions)
                 q.send_rr += 1
             by_part.setdefault(p, []).append((i, rec))
-        waits: list[tuple[Partition, int]] = []
+        waits: Waits = []
+        appended = 0
         with self._locked(q):
             for p, items in by_part.items():
                 part = q.partitions[p]
@@ -493,11 +583,10 @@ class Broker:
                             message_id=rec.message_id, sequence_number=self._seq(q, p, offset)
                         )
                         offset += 1
+                        appended += 1
             if waits:
-                q.wake()
-        for part, off in waits:
-            part.wait_durable(off)
-        return [r for r in results if r is not None]
+                q.wake(appended)
+        return [r for r in results if r is not None], waits
 
     @staticmethod
     def _seq(q: _Queue, partition: int, offset: int) -> str | None:
@@ -574,6 +663,28 @@ class Broker:
     ) -> list[Message]:
         """Receive up to ``max_messages``; with ``wait_s`` > 0, wait for one to arrive."""
         q = self._queue(queue)
+        vis_ms, wait = self.receive_args(q, max_messages, visibility_timeout_s, wait_s)
+        deadline = time.monotonic() + wait
+        while True:
+            msgs, version = self._receive_once(q, max_messages, vis_ms, attempt_id)
+            if msgs:
+                return msgs
+            with self._locked(q):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed or self._polls_ended:
+                    return []
+                if q.version != version:
+                    continue
+                q.cond.wait(self._park_time(q, remaining))
+
+    def receive_args(
+        self,
+        q: _Queue,
+        max_messages: int,
+        visibility_timeout_s: int | None,
+        wait_s: float | None,
+    ) -> tuple[int, float]:
+        """Check a receive's arguments; return (visibility in ms, wait in s)."""
         if (
             isinstance(max_messages, bool)
             or not isinstance(max_messages, int)
@@ -601,26 +712,34 @@ class Broker:
             raise errors.InvalidParameterValue(
                 f"wait_s must be from 0 to {limits.receive_wait_s_max} s"
             )
-        deadline = time.monotonic() + wait
-        while True:
-            msgs, version = self._receive_once(q, max_messages, vis * 1000, attempt_id)
-            if msgs:
-                return msgs
-            with self._locked(q):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    return []
-                if q.version != version:
-                    continue
-                now = self._now()
-                due = [t for t in (p.state.next_timer_ms() for p in q.partitions) if t is not None]
-                if due:
-                    remaining = min(remaining, max(0.0, (min(due) - now) / 1000) + 0.001)
-                q.cond.wait(remaining)
+        return vis * 1000, wait
+
+    def _park_time(self, q: _Queue, remaining: float) -> float:
+        """Under the lock: how long a long poll may sleep before a timer (a delay or a
+        visibility timeout) makes a message visible without anyone calling wake()."""
+        now = self._now()
+        due = [t for t in (p.state.next_timer_ms() for p in q.partitions) if t is not None]
+        if due:
+            remaining = min(remaining, max(0.0, (min(due) - now) / 1000) + 0.001)
+        return remaining
 
     def _receive_once(
         self, q: _Queue, max_messages: int, vis_ms: int, attempt_id: str | None
     ) -> tuple[list[Message], int]:
+        pick = self.receive_begin(q, max_messages, vis_ms, attempt_id)
+        wait_all(pick.waits)
+        for part, offsets in pick.moves:
+            self._complete_moves(q, part, offsets)
+        if pick.moves and not pick.picked:
+            return self._receive_once(q, max_messages, vis_ms, attempt_id)
+        return self.receive_finish(q, pick), pick.version
+
+    def receive_begin(
+        self, q: _Queue, max_messages: int, vis_ms: int, attempt_id: str | None
+    ) -> Pick:
+        """Decide and commit one receive attempt (no waiting). Messages past the
+        dead-letter threshold come back in ``moves``: finish them with
+        :meth:`_complete_moves` before answering."""
         now = self._now()
         cfg = q.meta.config
         redrive = cfg.redrive
@@ -628,7 +747,7 @@ class Broker:
         max_rc = redrive.max_receive_count if redrive is not None and dlq is not None else 0
         picked: list[tuple[Partition, int, int, R.Append, Any]] = []
         moves: list[tuple[Partition, list[int]]] = []
-        waits: list[tuple[Partition, int]] = []
+        waits: Waits = []
         with self._locked(q):
             version = q.version
             n = len(q.partitions)
@@ -656,21 +775,19 @@ class Broker:
                 for d in dec.deliveries:
                     rec = part.read_append(d.offset)
                     picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
-        for part, off in waits:
-            part.wait_durable(off)
-        for part, offsets in moves:
-            self._complete_moves(q, part, offsets)
+        return Pick(version, picked, moves, waits)
+
+    def receive_finish(self, q: _Queue, pick: Pick) -> list[Message]:
+        """The messages of a receive whose records are durable, with receipt handles."""
         out: list[Message] = []
-        for part, off, rc, rec, view in picked:
+        for part, off, rc, rec, view in pick.picked:
             handle = self._signer.issue(Receipt(q.uid_bytes, part.index, off, rc))
             out.append(
                 self._message(
                     q, part.index, off, rec, handle, rc, view.sent_ms, view.first_receive_ms
                 )
             )
-        if moves and not picked:
-            return self._receive_once(q, max_messages, vis_ms, attempt_id)
-        return out, version
+        return out
 
     def _message(
         self,
@@ -739,6 +856,13 @@ class Broker:
     def delete_batch(
         self, queue: str, receipt_handles: Sequence[str]
     ) -> list[errors.ConveyorError | None]:
+        results, waits = self.delete_begin(queue, receipt_handles)
+        wait_all(waits)
+        return results
+
+    def delete_begin(
+        self, queue: str, receipt_handles: Sequence[str]
+    ) -> tuple[list[errors.ConveyorError | None], Waits]:
         q = self._queue(queue)
         results: list[errors.ConveyorError | None] = [None] * len(receipt_handles)
         receipts: list[tuple[int, Receipt]] = []
@@ -757,9 +881,7 @@ class Broker:
                     waits[r.partition] = (part, part.commit(recs, now))
             if waits and q.meta.config.fifo:
                 q.wake()  # a group may have been unblocked
-        for part, off in waits.values():
-            part.wait_durable(off)
-        return results
+        return results, list(waits.values())
 
     def change_visibility(self, queue: str, receipt_handle: str, timeout_s: int) -> None:
         """Set an in-flight message's visibility to ``timeout_s`` from now (0 releases)."""
@@ -770,6 +892,13 @@ class Broker:
     def change_visibility_batch(
         self, queue: str, entries: Sequence[tuple[str, int]]
     ) -> list[errors.ConveyorError | None]:
+        results, waits = self.change_visibility_begin(queue, entries)
+        wait_all(waits)
+        return results
+
+    def change_visibility_begin(
+        self, queue: str, entries: Sequence[tuple[str, int]]
+    ) -> tuple[list[errors.ConveyorError | None], Waits]:
         q = self._queue(queue)
         results: list[errors.ConveyorError | None] = [None] * len(entries)
         checked: list[tuple[int, Receipt, int]] = []
@@ -793,7 +922,7 @@ class Broker:
                 results[i] = exc
         now = self._now()
         waits: dict[int, tuple[Partition, int]] = {}
-        released = False
+        released = 0
         with self._locked(q):
             for i, r, timeout_s in checked:
                 part = q.partitions[r.partition]
@@ -806,12 +935,10 @@ class Broker:
                     continue
                 rec = R.Visibility(offsets=[r.offset], visible_at_ms=[vis])
                 waits[r.partition] = (part, part.commit([rec], now))
-                released = released or timeout_s == 0
+                released += timeout_s == 0
             if released:
-                q.wake()
-        for part, off in waits.values():
-            part.wait_durable(off)
-        return results
+                q.wake(released)
+        return results, list(waits.values())
 
     # ------------------------------------------------------------------ moves
     def _complete_moves(self, src: _Queue, part: Partition, offsets: list[int]) -> None:

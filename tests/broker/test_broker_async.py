@@ -1,0 +1,139 @@
+"""AsyncBroker: durable answers without threads per request, and parked long polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+import conveyor
+from conveyor import errors
+from conveyor.types import SendEntry
+
+
+def run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_operations_round_trip_with_fsync_always(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs")
+            sent = await broker.send("jobs", "hello")
+            results = await broker.send_batch("jobs", [SendEntry(body=f"b{i}") for i in range(5)])
+            assert all(not isinstance(r, Exception) for r in results)
+            got = await broker.receive("jobs", 10)
+            assert [m.text for m in got][:1] == ["hello"] or "hello" in [m.text for m in got]
+            assert len(got) == 6 and got[0].message_id in {sent.message_id} | {
+                r.message_id for r in results if not isinstance(r, Exception)
+            }
+            await broker.change_visibility("jobs", got[0].receipt_handle, 0)
+            assert (
+                await broker.delete_batch("jobs", [m.receipt_handle for m in got[1:]]) == [None] * 5
+            )
+            again = await broker.receive("jobs", 10)
+            assert [m.message_id for m in again] == [got[0].message_id]
+            await broker.delete("jobs", again[0].receipt_handle)
+            with pytest.raises(errors.QueueDoesNotExist):
+                await broker.send("nope", "x")
+
+        # everything acknowledged is on disk
+        with conveyor.open(tmp_path) as broker:
+            assert broker.get_queue("jobs").stats.messages == 0  # type: ignore[union-attr]
+
+    run(main())
+
+
+def test_long_poll_wakes_on_send(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path) as broker:
+            await broker.create_queue("q")
+            started = time.monotonic()
+            poll = asyncio.create_task(broker.receive("q", 1, wait_s=10))
+            await asyncio.sleep(0.1)
+            assert not poll.done()
+            sent_at = time.monotonic()
+            await broker.send("q", "ping")
+            msgs = await poll
+            woke = time.monotonic() - sent_at
+            assert [m.text for m in msgs] == ["ping"]
+            assert woke < 0.05, woke
+            assert time.monotonic() - started < 5
+
+    run(main())
+
+
+def test_parked_receivers_cost_no_cpu_and_one_send_wakes_one(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path) as broker:
+            await broker.create_queue("q")
+            n = 2000
+            polls = [asyncio.create_task(broker.receive("q", 1, wait_s=20)) for _ in range(n)]
+            await asyncio.sleep(0.3)
+            q = broker.sync._queues["q"]
+            assert len(q.parked) == n
+            cpu = time.process_time()
+            await asyncio.sleep(0.5)
+            assert time.process_time() - cpu < 0.1  # parked means asleep
+            await broker.send("q", "one")
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if any(p.done() for p in polls):
+                    break
+            done = [p for p in polls if p.done()]
+            assert len(done) == 1 and [m.text for m in done[0].result()] == ["one"]
+            assert len(q.parked) == n - 1
+            for p in polls:
+                p.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+            assert len(q.parked) == 0
+
+    run(main())
+
+
+def test_a_cancelled_receiver_passes_its_wake_on(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path) as broker:
+            await broker.create_queue("q")
+            first = asyncio.create_task(broker.receive("q", 1, wait_s=10))
+            await asyncio.sleep(0.05)
+            second = asyncio.create_task(broker.receive("q", 1, wait_s=10))
+            await asyncio.sleep(0.05)
+            q = broker.sync._queues["q"]
+            # wake the first from another thread, then cancel it before it runs
+            with q.lock:
+                q.wake(1)
+            first.cancel()
+            await broker.send_batch("q", [SendEntry(body="x")])
+            msgs = await asyncio.wait_for(second, 2)
+            assert [m.text for m in msgs] == ["x"]
+
+    run(main())
+
+
+def test_delayed_message_wakes_a_parked_receiver(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path) as broker:
+            await broker.create_queue("q")
+            await broker.send("q", "later", delay_s=1)
+            started = time.monotonic()
+            msgs = await broker.receive("q", 1, wait_s=5)
+            elapsed = time.monotonic() - started
+            assert [m.text for m in msgs] == ["later"]
+            assert 0.8 < elapsed < 2.0, elapsed
+
+    run(main())
+
+
+def test_long_poll_times_out_empty(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path) as broker:
+            await broker.create_queue("q")
+            started = time.monotonic()
+            assert await broker.receive("q", 1, wait_s=0.3) == []
+            assert 0.25 < time.monotonic() - started < 1.5
+            assert len(broker.sync._queues["q"].parked) == 0
+
+    run(main())
