@@ -1,0 +1,393 @@
+"""The native protocol's server side: an ``asyncio.Protocol`` over the sans-IO codec.
+
+Each connection owns a :class:`~conveyor.protocol.native.NativeConnection`. Bytes from
+the socket go into the codec; every whole request that comes out runs as its own task
+against the :class:`~conveyor.broker.aio.AsyncBroker`, so a client may pipeline up to
+``max_inflight`` requests and they are answered as each finishes (a long poll does not
+hold up the sends behind it). Responses are encoded by the codec and written as they
+complete.
+
+Backpressure: when the socket's write buffer is full (a client that does not read), the
+connection stops reading until it drains; the codec bounds what a client may have in
+flight. A protocol error (garbage, a frame over the limit, a duplicate request id) is
+answered with a connection-level error frame and the connection is closed; it never
+reaches the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from conveyor import __version__, errors
+from conveyor.broker.aio import AsyncBroker
+from conveyor.protocol import native as n
+from conveyor.protocol.native_errors import ProtocolError
+from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry
+
+log = logging.getLogger("conveyor.native")
+
+SERVER_NAME = f"conveyor/{__version__}"
+
+
+# --------------------------------------------------------------------------- conversions
+def _attrs_in(attrs: dict[str, n.MessageAttribute]) -> dict[str, MessageAttribute] | None:
+    if not attrs:
+        return None
+    return {
+        k: MessageAttribute(a.data_type, a.string_value, a.binary_value) for k, a in attrs.items()
+    }
+
+
+def _attrs_out(attrs: dict[str, MessageAttribute]) -> dict[str, n.MessageAttribute]:
+    return {
+        k: n.MessageAttribute(
+            data_type=a.data_type, string_value=a.string_value, binary_value=a.binary_value
+        )
+        for k, a in attrs.items()
+    }
+
+
+def message_out(m: Message) -> n.Message:
+    return n.Message(
+        message_id=m.message_id,
+        body=m.body,
+        receipt_handle=m.receipt_handle,
+        attributes=_attrs_out(m.attributes) if m.attributes else {},
+        system=m.system,
+        sent_ms=m.sent_ms,
+        receive_count=m.receive_count,
+        first_receive_ms=m.first_receive_ms,
+        group_id=m.group_id,
+        dedup_id=m.dedup_id,
+        sequence_number=m.sequence_number,
+    )
+
+
+def config_out(info: QueueInfo) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(info.config)
+    return out
+
+
+def stats_out(info: QueueInfo) -> dict[str, Any]:
+    if info.stats is None:
+        return {}
+    out: dict[str, Any] = msgspec.to_builtins(info.stats)
+    return out
+
+
+def _results(
+    results: list[errors.ConveyorError | None],
+) -> list[n.ErrorInfo | None]:
+    return [None if r is None else n.error_info(r) for r in results]
+
+
+# --------------------------------------------------------------------------- operations
+class NativeHandler:
+    """Runs one decoded request against the broker and returns its response frame."""
+
+    def __init__(self, broker: AsyncBroker) -> None:
+        self.broker = broker
+        self._ops: dict[type[n.Request], Callable[[Any], Awaitable[n.Response]]] = {
+            n.CreateQueueRequest: self.create_queue,
+            n.DeleteQueueRequest: self.delete_queue,
+            n.PurgeQueueRequest: self.purge_queue,
+            n.ListQueuesRequest: self.list_queues,
+            n.GetQueueRequest: self.get_queue,
+            n.SetQueueRequest: self.set_queue,
+            n.TagQueueRequest: self.tag_queue,
+            n.SendRequest: self.send,
+            n.SendBatchRequest: self.send_batch,
+            n.ReceiveRequest: self.receive,
+            n.PeekRequest: self.peek,
+            n.DeleteRequest: self.delete,
+            n.DeleteBatchRequest: self.delete_batch,
+            n.ChangeVisibilityRequest: self.change_visibility,
+            n.ChangeVisibilityBatchRequest: self.change_visibility_batch,
+            n.RedriveRequest: self.redrive,
+            n.PingRequest: self.ping,
+        }
+
+    async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
+        try:
+            return await self._ops[type(req)](req)
+        except errors.ConveyorError as exc:
+            return n.error_response(req.id, exc)
+        except Exception:
+            log.exception("request failed", extra={"op": req.OP})
+            return n.error_response(req.id, errors.InternalError("internal error"))
+
+    async def create_queue(self, r: n.CreateQueueRequest) -> n.Response:
+        info, created = await self.broker.ensure_queue(r.name, r.config, r.tags)
+        return n.CreateQueueResponse(id=r.id, name=info.name, created=created)
+
+    async def delete_queue(self, r: n.DeleteQueueRequest) -> n.Response:
+        await self.broker.delete_queue(r.name)
+        return n.DeleteQueueResponse(id=r.id)
+
+    async def purge_queue(self, r: n.PurgeQueueRequest) -> n.Response:
+        await self.broker.purge_queue(r.name)
+        return n.PurgeQueueResponse(id=r.id)
+
+    async def list_queues(self, r: n.ListQueuesRequest) -> n.Response:
+        names = await self.broker.list_queues(r.prefix)
+        if r.after is not None:
+            names = [name for name in names if name > r.after]
+        page = names[: r.limit]
+        more = len(names) > r.limit
+        return n.ListQueuesResponse(id=r.id, names=page, next=page[-1] if more else None)
+
+    async def get_queue(self, r: n.GetQueueRequest) -> n.Response:
+        info = await self.broker.get_queue(r.name)
+        return n.GetQueueResponse(
+            id=r.id, name=info.name, config=config_out(info), stats=stats_out(info), tags=info.tags
+        )
+
+    async def set_queue(self, r: n.SetQueueRequest) -> n.Response:
+        await self.broker.set_queue(r.name, r.config)
+        return n.SetQueueResponse(id=r.id)
+
+    async def tag_queue(self, r: n.TagQueueRequest) -> n.Response:
+        await self.broker.tag_queue(r.name, r.tags, r.remove)
+        return n.TagQueueResponse(id=r.id)
+
+    async def send(self, r: n.SendRequest) -> n.Response:
+        res = await self.broker.send(
+            r.queue,
+            r.body,
+            attributes=_attrs_in(r.attributes),
+            delay_s=r.delay_s,
+            group_id=r.group_id,
+            dedup_id=r.dedup_id,
+            system=r.system or None,
+        )
+        return n.SendResponse(
+            id=r.id,
+            message_id=res.message_id,
+            sequence_number=res.sequence_number,
+            duplicate=res.duplicate,
+        )
+
+    async def send_batch(self, r: n.SendBatchRequest) -> n.Response:
+        entries = [
+            SendEntry(
+                body=e.body,
+                attributes=_attrs_in(e.attributes),
+                delay_s=e.delay_s,
+                group_id=e.group_id,
+                dedup_id=e.dedup_id,
+                system=e.system or None,
+            )
+            for e in r.entries
+        ]
+        results = await self.broker.send_batch(r.queue, entries)
+        return n.SendBatchResponse(
+            id=r.id,
+            results=[
+                n.error_info(res)
+                if isinstance(res, errors.ConveyorError)
+                else n.SendResult(
+                    message_id=res.message_id,
+                    sequence_number=res.sequence_number,
+                    duplicate=res.duplicate,
+                )
+                for res in results
+            ],
+        )
+
+    async def receive(self, r: n.ReceiveRequest) -> n.Response:
+        msgs = await self.broker.receive(
+            r.queue,
+            r.max_messages,
+            visibility_timeout_s=r.visibility_timeout_s,
+            wait_s=r.wait_s,
+            attempt_id=r.attempt_id,
+        )
+        return n.ReceiveResponse(id=r.id, messages=[message_out(m) for m in msgs])
+
+    async def peek(self, r: n.PeekRequest) -> n.Response:
+        msgs = await self.broker.peek(r.queue, r.max_messages)
+        return n.PeekResponse(id=r.id, messages=[message_out(m) for m in msgs])
+
+    async def delete(self, r: n.DeleteRequest) -> n.Response:
+        await self.broker.delete(r.queue, r.receipt_handle)
+        return n.DeleteResponse(id=r.id)
+
+    async def delete_batch(self, r: n.DeleteBatchRequest) -> n.Response:
+        results = await self.broker.delete_batch(r.queue, r.receipt_handles)
+        return n.DeleteBatchResponse(id=r.id, results=_results(results))
+
+    async def change_visibility(self, r: n.ChangeVisibilityRequest) -> n.Response:
+        await self.broker.change_visibility(r.queue, r.receipt_handle, r.timeout_s)
+        return n.ChangeVisibilityResponse(id=r.id)
+
+    async def change_visibility_batch(self, r: n.ChangeVisibilityBatchRequest) -> n.Response:
+        results = await self.broker.change_visibility_batch(
+            r.queue, [(e.receipt_handle, e.timeout_s) for e in r.entries]
+        )
+        return n.ChangeVisibilityBatchResponse(id=r.id, results=_results(results))
+
+    async def redrive(self, r: n.RedriveRequest) -> n.Response:
+        moved = await self.broker.redrive(r.source, r.destination, r.max_messages)
+        return n.RedriveResponse(id=r.id, moved=moved)
+
+    async def ping(self, r: n.PingRequest) -> n.Response:
+        return n.PingResponse(id=r.id)
+
+
+# --------------------------------------------------------------------------- connections
+class NativeProtocol(asyncio.Protocol):
+    def __init__(
+        self,
+        handler: NativeHandler,
+        connections: set[NativeProtocol],
+        *,
+        node_id: str,
+        max_frame_bytes: int,
+    ) -> None:
+        self._handler = handler
+        self._connections = connections
+        self._node_id = node_id
+        self._conn = n.NativeConnection("server", max_frame_bytes=max_frame_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._peer_done = False
+        self.peer = ""
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._transport = None
+        for task in self._tasks:
+            task.cancel()  # nobody is left to answer; parked long polls go away
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._conn.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._conn.receive_data(b"")
+        self._peer_done = True
+        self._pump()
+        return True  # keep our side open to answer what is in flight
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+
+    # -- frames
+    def _pump(self) -> None:
+        conn = self._conn
+        while True:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                log.info(
+                    "protocol error; closing connection",
+                    extra={"peer": self.peer, "code": exc.code, "error": exc.message},
+                )
+                self._write(n.error_response(None, exc))
+                self._close()
+                return
+            if event is n.NEED_DATA:
+                return
+            if isinstance(event, n.Request):
+                task = asyncio.get_running_loop().create_task(self._answer(event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(event, n.Hello):
+                self._write(conn.welcome(server=SERVER_NAME, node_id=self._node_id))
+            elif isinstance(event, n.ConnectionClosed):
+                self._close_when_done()
+                return
+            else:  # an ErrorResponse without id: the client says why it leaves
+                self._close()
+                return
+
+    async def _answer(self, req: n.Request) -> None:
+        resp = await self._handler.handle(req)
+        self._write(resp)
+        if self._peer_done or self._closing:
+            self._close_when_done()
+
+    def _write(self, frame: n.Frame) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        try:
+            data = self._conn.send(frame)
+        except ProtocolError as exc:  # e.g. a response over the client's frame limit
+            req_id = getattr(frame, "id", None)
+            log.warning("cannot send response", extra={"peer": self.peer, "error": exc.message})
+            if req_id is not None and not isinstance(frame, n.ErrorResponse):
+                self._write(n.error_response(req_id, errors.InvalidParameterValue(exc.message)))
+            return
+        self._transport.write(data)
+
+    def _close_when_done(self) -> None:
+        pending = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
+        if not pending:
+            self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    # -- shutdown
+    def stop_reading(self) -> None:
+        """Take no new requests; answer those in flight, then close."""
+        self._closing = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+        self._close_when_done()
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._close()
+
+    def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+
+
+async def start_native(
+    broker: AsyncBroker,
+    host: str,
+    port: int,
+    *,
+    node_id: str,
+    max_frame_bytes: int,
+) -> tuple[asyncio.Server, set[NativeProtocol]]:
+    handler = NativeHandler(broker)
+    connections: set[NativeProtocol] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: NativeProtocol(
+            handler, connections, node_id=node_id, max_frame_bytes=max_frame_bytes
+        ),
+        host,
+        port,
+        reuse_address=True,
+    )
+    return server, connections

@@ -1,0 +1,154 @@
+"""Run a real Conveyor server in a subprocess, for tests (ours and yours).
+
+    with ServerProcess(tmp_path / "data") as server:
+        client = conveyor.Client(server.native_address)
+        boto3.client("sqs", endpoint_url=server.http_url, ...)
+
+The server binds 127.0.0.1 on free ports, logs to ``server.log_path`` and is always
+stopped by PID when the ``with`` block ends (SIGTERM, then SIGKILL after a grace
+period). :meth:`kill` is a SIGKILL (a crash); :meth:`restart` starts it again on the
+same data directory and ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: str = "always",
+        start_timeout_s: float = 20.0,
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.native_port = free_port()
+        self.settings = {"fsync": fsync, "log_format": "json", **settings}
+        self.start_timeout_s = start_timeout_s
+        self.env = env
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def native_address(self) -> str:
+        return f"127.0.0.1:{self.native_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "conveyor.server",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--native-port",
+            str(self.native_port),
+        ]
+        for name, value in self.settings.items():
+            cmd += ["--" + name.replace("_", "-"), str(value)]
+        return cmd
+
+    # -- lifecycle
+    def start(self) -> ServerProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(self.env or {})
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode} while starting:\n{self.log()}"
+                )
+            try:
+                with urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server not ready after {self.start_timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code (SIGKILL if it does not stop)."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc is not None else 0
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"server did not stop on SIGTERM:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            self.terminate()
+        return self.start()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.terminate()
+        self.kill()

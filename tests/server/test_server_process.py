@@ -1,0 +1,227 @@
+"""The real server as a subprocess: health, the native port spoken raw, shutdown, crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conveyor.protocol import native as n
+from conveyor.testing import ServerProcess, free_port
+
+
+class Raw:
+    """A bare native-protocol connection over a blocking socket."""
+
+    def __init__(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.conn = n.NativeConnection("client")
+        self.sock.sendall(self.conn.send(self.conn.hello(client="test")))
+        welcome = self.next()
+        assert isinstance(welcome, n.Welcome)
+        self.welcome = welcome
+
+    def next(self) -> object:
+        while True:
+            event = self.conn.next_event()
+            if event is not n.NEED_DATA:
+                return event
+            data = self.sock.recv(65536)
+            self.conn.receive_data(data)
+
+    def call(self, req: n.Request) -> object:
+        self.sock.sendall(self.conn.send(req))
+        return self.next()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> object:
+    with ServerProcess(tmp_path / "data") as srv:
+        yield srv
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_health_and_readiness(server: ServerProcess) -> None:
+    assert get(server.http_url + "/healthz") == (200, b'{"status":"ok"}')
+    assert get(server.http_url + "/readyz") == (200, b'{"status":"ready"}')
+
+
+def test_native_round_trip_and_pipelining(server: ServerProcess) -> None:
+    raw = Raw(server.native_address)
+    assert raw.welcome.node_id
+    created = raw.call(n.CreateQueueRequest(id=1, name="jobs"))
+    assert created == n.CreateQueueResponse(id=1, name="jobs", created=True)
+    again = raw.call(n.CreateQueueRequest(id=2, name="jobs"))
+    assert again == n.CreateQueueResponse(id=2, name="jobs", created=False)
+    # a long poll in flight does not hold up the sends pipelined behind it
+    raw.sock.sendall(raw.conn.send(n.ReceiveRequest(id=10, queue="jobs", wait_s=5)))
+    for i in range(20, 25):
+        raw.sock.sendall(raw.conn.send(n.SendRequest(id=i, queue="jobs", body=b"m%d" % i)))
+    answers = {}
+    while 10 not in answers:
+        ev = raw.next()
+        answers[ev.id] = ev  # type: ignore[attr-defined]
+    assert isinstance(answers[10], n.ReceiveResponse)
+    assert len(answers[10].messages) == 1
+    missing = set(range(20, 25)) - set(answers)
+    while missing:
+        ev = raw.next()
+        missing.discard(ev.id)  # type: ignore[attr-defined]
+    got = raw.call(n.ReceiveRequest(id=30, queue="jobs", max_messages=10))
+    assert isinstance(got, n.ReceiveResponse) and len(got.messages) == 4
+    handles = [m.receipt_handle for m in got.messages] + [answers[10].messages[0].receipt_handle]
+    deleted = raw.call(n.DeleteBatchRequest(id=31, queue="jobs", receipt_handles=handles))
+    assert deleted == n.DeleteBatchResponse(id=31, results=[None] * 5)
+    info = raw.call(n.GetQueueRequest(id=32, name="jobs"))
+    assert isinstance(info, n.GetQueueResponse) and info.stats["messages"] == 0
+    missing_q = raw.call(n.SendRequest(id=33, queue="nope", body=b"x"))
+    assert isinstance(missing_q, n.ErrorResponse)
+    assert (missing_q.id, missing_q.code, missing_q.retriable) == (33, "QueueDoesNotExist", False)
+    raw.close()
+
+
+def test_garbage_closes_the_connection_not_the_server(server: ServerProcess) -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", server.native_port), timeout=5)
+        sock.sendall(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):  # the server closes
+            data += chunk
+        sock.close()
+    raw = Raw(server.native_address)
+    assert raw.call(n.PingRequest(id=1)) == n.PingResponse(id=1)
+    raw.close()
+
+
+def test_sigterm_answers_long_polls_flushes_and_exits_0(server: ServerProcess) -> None:
+    raw = Raw(server.native_address)
+    raw.call(n.CreateQueueRequest(id=1, name="q"))
+    for i in range(50):
+        assert isinstance(raw.call(n.SendRequest(id=i + 2, queue="q", body=b"x")), n.SendResponse)
+    poller = Raw(server.native_address)
+    poller.call(n.CreateQueueRequest(id=1, name="empty"))
+    poller.sock.sendall(poller.conn.send(n.ReceiveRequest(id=2, queue="empty", wait_s=20)))
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert server.terminate() == 0
+    assert time.monotonic() - started < 5
+    answer = poller.next()
+    assert answer == n.ReceiveResponse(id=2, messages=[])
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    msgs = [line["msg"] for line in lines]
+    assert "conveyor started" in msgs and "conveyor stopped" in msgs
+    assert any(line.get("queue") == "q" and line["msg"] == "queue created" for line in lines)
+    assert len(lines) < 30  # no line per message
+    server.start()
+    raw = Raw(server.native_address)
+    info = raw.call(n.GetQueueRequest(id=1, name="q"))
+    assert isinstance(info, n.GetQueueResponse) and info.stats["messages"] == 50
+
+
+def test_sigkill_under_load_keeps_every_acknowledged_send(server: ServerProcess) -> None:
+    raw = Raw(server.native_address)
+    raw.call(n.CreateQueueRequest(id=1, name="q"))
+    raw.close()
+    acked: list[set[bytes]] = [set() for _ in range(3)]
+    stop = threading.Event()
+
+    def produce(k: int) -> None:
+        try:
+            c = Raw(server.native_address)
+            i = 0
+            while not stop.is_set():
+                body = b"%d-%d" % (k, i)
+                resp = c.call(n.SendRequest(id=i, queue="q", body=body))
+                if isinstance(resp, n.SendResponse):
+                    acked[k].add(body)
+                i += 1
+        except (OSError, n.ProtocolError):
+            return  # the server died under us
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    server.kill()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    total = set().union(*acked)
+    assert len(total) > 50
+    server.start()
+    c = Raw(server.native_address)
+    seen: set[bytes] = set()
+    while True:
+        resp = c.call(n.ReceiveRequest(id=1, queue="q", max_messages=1000))
+        assert isinstance(resp, n.ReceiveResponse)
+        if not resp.messages:
+            break
+        seen.update(m.body for m in resp.messages)
+    assert total <= seen, f"lost {len(total - seen)} acknowledged messages"
+
+
+def test_settings_from_env_and_toml(tmp_path: Path) -> None:
+    port, native = free_port(), free_port()
+    config = tmp_path / "conveyor.toml"
+    config.write_text(f'[conveyor]\nport = {port}\nlog_format = "text"\n')
+    env = dict(os.environ, CONVEYOR_NATIVE_PORT=str(native), CONVEYOR_FSYNC="never")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.server", "--config", str(config), "--data-dir", "d"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if get(f"http://127.0.0.1:{port}/readyz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        raw = Raw(f"127.0.0.1:{native}")
+        assert raw.call(n.PingRequest(id=1)) == n.PingResponse(id=1)
+        raw.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "fsync=never" in err and f"http=127.0.0.1:{port}" in err
+    assert (tmp_path / "d" / "node.json").exists()
+
+
+def test_bad_settings_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conveyor.server", "--fsync", "sometimes"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "fsync" in proc.stderr
