@@ -225,3 +225,59 @@ def test_bad_settings_exit_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "fsync" in proc.stderr
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_ten_thousand_parked_receivers_cost_no_cpu_and_wake_fast(server: ServerProcess) -> None:
+    setup = Raw(server.native_address)
+    setup.call(n.CreateQueueRequest(id=1, name="q"))
+    rss_before = _rss_bytes(server.pid)
+    pollers = [Raw(server.native_address) for _ in range(10)]
+    for p in pollers:
+        data = b"".join(
+            p.conn.send(n.ReceiveRequest(id=i, queue="q", wait_s=20)) for i in range(1000)
+        )
+        p.sock.sendall(data)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait until the server has parked them all
+        cpu = _cpu_s(server.pid)
+        time.sleep(0.3)
+        if _cpu_s(server.pid) - cpu < 0.02:
+            break
+    cpu = _cpu_s(server.pid)
+    time.sleep(1.0)
+    idle_cpu = _cpu_s(server.pid) - cpu
+    rss_growth = _rss_bytes(server.pid) - rss_before
+    assert idle_cpu < 0.05, f"parked receivers used {idle_cpu:.3f} s of CPU in 1 s"
+    assert rss_growth < 64 * 1024 * 1024, f"10,000 parked receivers took {rss_growth} bytes"
+    # one send wakes one receiver, within 50 ms
+    for p in pollers:
+        p.sock.setblocking(False)
+    sent_at = time.monotonic()
+    setup.call(n.SendRequest(id=2, queue="q", body=b"hello"))
+    answered: list[tuple[float, object]] = []
+    while time.monotonic() - sent_at < 1.0 and not answered:
+        for p in pollers:
+            try:
+                p.conn.receive_data(p.sock.recv(65536))
+            except BlockingIOError:
+                continue
+            ev = p.conn.next_event()
+            if ev is not n.NEED_DATA:
+                answered.append((time.monotonic() - sent_at, ev))
+    assert answered, "no receiver woke"
+    woke_s, ev = answered[0]
+    assert isinstance(ev, n.ReceiveResponse) and ev.messages[0].body == b"hello"
+    assert woke_s < 0.05, woke_s
+    assert server.terminate() == 0  # and the other 9,999 are answered on the way out

@@ -874,11 +874,14 @@ class Broker:
         now = self._now()
         waits: dict[int, tuple[Partition, int]] = {}
         with self._locked(q):
+            acks: dict[int, dict[int, None]] = {}  # partition -> offsets, in order, once
             for _, r in receipts:
                 part = q.partitions[r.partition]
-                recs = part.state.decide_ack(r.offset, r.receive_count)
-                if recs:
-                    waits[r.partition] = (part, part.commit(recs, now))
+                if part.state.decide_ack(r.offset, r.receive_count):
+                    acks.setdefault(r.partition, {})[r.offset] = None
+            for p, offsets in acks.items():  # one Ack record per partition
+                part = q.partitions[p]
+                waits[p] = (part, part.commit([R.Ack(offsets=list(offsets))], now))
             if waits and q.meta.config.fifo:
                 q.wake()  # a group may have been unblocked
         return results, list(waits.values())
