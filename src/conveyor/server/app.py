@@ -163,6 +163,8 @@ class Node:
                 log.warning("requests still in flight at the end of the grace period")
         for conn in list(self._native_conns):
             conn.abort()
+        if self._sqs is not None:
+            await self._sqs.close()  # stops move tasks
         if self.broker is not None:
             await self.broker.close()
         log.info(
@@ -253,6 +255,8 @@ _HELP = {
     "region": "SQS region for unsigned requests",
     "shutdown_grace_s": "seconds to finish in-flight requests on SIGTERM",
     "native_max_frame_bytes": "largest native-protocol frame accepted",
+    "sqs_access_keys": "KEY:SECRET,... pairs; when set, SQS requests must be SigV4-signed "
+    "with one of them",
 }
 
 

@@ -77,6 +77,7 @@ class HttpProtocol(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._paused = False
+        self._too_large: str | None = None  # set in a parser callback, answered 413 after
         self.idle = True
 
     # -- asyncio.Protocol
@@ -99,7 +100,11 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._error(400, b"upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._error(400, f"malformed HTTP request: {exc}".encode())
+            # an exception raised in a callback arrives wrapped: say what it was
+            if self._too_large is not None:
+                self._error(413, self._too_large.encode())
+            else:
+                self._error(400, f"malformed HTTP request: {exc}".encode())
         except _TooLarge as exc:
             self._error(413, str(exc).encode())
 
@@ -114,12 +119,14 @@ class HttpProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > header_bytes_max:
-            raise _TooLarge("request line too long")
+            self._too_large = "request line too long"
+            raise _TooLarge(self._too_large)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > header_bytes_max:
-            raise _TooLarge("headers too large")
+            self._too_large = "headers too large"
+            raise _TooLarge(self._too_large)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         prev = self._headers.get(key)
@@ -128,7 +135,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if self._body_bytes > request_bytes_max:
-            raise _TooLarge(f"request body larger than {request_bytes_max} bytes")
+            self._too_large = f"request body larger than {request_bytes_max} bytes"
+            raise _TooLarge(self._too_large)
         self._body.append(body)
 
     def on_message_complete(self) -> None:

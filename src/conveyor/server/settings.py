@@ -40,6 +40,12 @@ FIELDS = {name: Settings.__annotations__[name] for name in Settings.__struct_fie
 
 def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings(), name)
+    if isinstance(value, str) and isinstance(default, dict):
+        # KEY:VALUE,KEY2:VALUE2 (environment variables and flags)
+        pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"{name} takes KEY:VALUE pairs separated by commas")
+        return {k.strip(): v.strip() for k, v in pairs}
     if isinstance(value, str) and isinstance(default, bool):
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(value, str) and isinstance(default, int):
