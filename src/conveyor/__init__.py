@@ -7,9 +7,12 @@ queues with deduplication, dead-letter queues, delays and long polling.
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports: submodules read it
+
 from conveyor import errors, limits
 from conveyor.broker import Broker, open
 from conveyor.broker.aio import AsyncBroker, open_async
+from conveyor.client import AsyncClient, Client
 from conveyor.errors import ConveyorError
 from conveyor.queue import QueueConfig, RedrivePolicy
 from conveyor.types import (
@@ -21,11 +24,11 @@ from conveyor.types import (
     SendResult,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AsyncBroker",
+    "AsyncClient",
     "Broker",
+    "Client",
     "ConveyorError",
     "Message",
     "MessageAttribute",

@@ -306,6 +306,9 @@ class GetQueueResponse(Response, tag="get_queue"):
     config: dict[str, Any]  # every attribute
     stats: dict[str, Any] = {}  # messages, bytes, visible, inflight, delayed, oldest_age_s
     tags: dict[str, str] = {}
+    uid: str = ""  # the queue's unique id (a queue created again under its name gets another)
+    created_ms: int = 0
+    modified_ms: int = 0
 
 
 class SetQueueRequest(Request, tag="set_queue"):

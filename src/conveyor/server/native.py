@@ -144,7 +144,14 @@ class NativeHandler:
     async def get_queue(self, r: n.GetQueueRequest) -> n.Response:
         info = await self.broker.get_queue(r.name)
         return n.GetQueueResponse(
-            id=r.id, name=info.name, config=config_out(info), stats=stats_out(info), tags=info.tags
+            id=r.id,
+            name=info.name,
+            config=config_out(info),
+            stats=stats_out(info),
+            tags=info.tags,
+            uid=info.uid,
+            created_ms=info.created_ms,
+            modified_ms=info.modified_ms,
         )
 
     async def set_queue(self, r: n.SetQueueRequest) -> n.Response:
@@ -274,7 +281,7 @@ class NativeProtocol(asyncio.Protocol):
             task.cancel()  # nobody is left to answer; parked long polls go away
 
     def data_received(self, data: bytes) -> None:
-        if self._closing:
+        if self._transport is None or self._transport.is_closing():
             return
         self._conn.receive_data(data)
         self._pump()
@@ -290,7 +297,7 @@ class NativeProtocol(asyncio.Protocol):
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None and not self._closing:
+        if self._transport is not None:
             self._transport.resume_reading()
 
     # -- frames
@@ -310,6 +317,11 @@ class NativeProtocol(asyncio.Protocol):
             if event is n.NEED_DATA:
                 return
             if isinstance(event, n.Request):
+                if self._closing:  # shutting down: nothing done, safe for the client to retry
+                    self._write(
+                        n.error_response(event.id, errors.Unavailable("the server is stopping"))
+                    )
+                    continue
                 task = asyncio.get_running_loop().create_task(self._answer(event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -353,10 +365,9 @@ class NativeProtocol(asyncio.Protocol):
 
     # -- shutdown
     def stop_reading(self) -> None:
-        """Take no new requests; answer those in flight, then close."""
+        """Take no new requests (they are answered Unavailable, which a client may retry
+        elsewhere or later); answer those in flight, then close."""
         self._closing = True
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
         self._close_when_done()
 
     async def drain(self) -> None:
