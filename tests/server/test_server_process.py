@@ -24,10 +24,10 @@ from conveyor.testing import ServerProcess, free_port
 class Raw:
     """A bare native-protocol connection over a blocking socket."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, max_frame_bytes: int = n.frame_bytes_default) -> None:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.conn = n.NativeConnection("client")
+        self.conn = n.NativeConnection("client", max_frame_bytes=max_frame_bytes)
         self.sock.sendall(self.conn.send(self.conn.hello(client="test")))
         welcome = self.next()
         assert isinstance(welcome, n.Welcome)
@@ -281,3 +281,19 @@ def test_ten_thousand_parked_receivers_cost_no_cpu_and_wake_fast(server: ServerP
     assert isinstance(ev, n.ReceiveResponse) and ev.messages[0].body == b"hello"
     assert woke_s < 0.05, woke_s
     assert server.terminate() == 0  # and the other 9,999 are answered on the way out
+
+
+def test_a_receive_too_large_for_the_client_releases_its_messages(server: ServerProcess) -> None:
+    raw = Raw(server.native_address, max_frame_bytes=n.frame_bytes_min)
+    raw.call(n.CreateQueueRequest(id=1, name="big", config={"max_message_bytes": 1024 * 1024}))
+    for i in range(3):
+        sent = raw.call(n.SendRequest(id=2 + i, queue="big", body=b"x" * 1_000_000))
+        assert isinstance(sent, n.SendResponse)
+    too_big = raw.call(n.ReceiveRequest(id=9, queue="big", max_messages=3))
+    assert isinstance(too_big, n.ErrorResponse) and too_big.code == "InvalidParameterValue"
+    time.sleep(0.2)
+    info = raw.call(n.GetQueueRequest(id=10, name="big"))
+    assert isinstance(info, n.GetQueueResponse)
+    assert info.stats["visible"] == 3 and info.stats["inflight"] == 0
+    one = raw.call(n.ReceiveRequest(id=11, queue="big", max_messages=1))
+    assert isinstance(one, n.ReceiveResponse) and len(one.messages) == 1

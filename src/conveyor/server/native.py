@@ -336,13 +336,20 @@ class NativeProtocol(asyncio.Protocol):
 
     async def _answer(self, req: n.Request) -> None:
         resp = await self._handler.handle(req)
-        self._write(resp)
+        if not self._write(resp) and isinstance(resp, n.ReceiveResponse) and resp.messages:
+            # the messages were leased but cannot reach the client: release them now
+            # rather than leave them invisible for a whole visibility timeout
+            assert isinstance(req, n.ReceiveRequest)
+            await self._handler.broker.change_visibility_batch(
+                req.queue, [(m.receipt_handle, 0) for m in resp.messages]
+            )
         if self._peer_done or self._closing:
             self._close_when_done()
 
-    def _write(self, frame: n.Frame) -> None:
+    def _write(self, frame: n.Frame) -> bool:
+        """Send a frame; False if it could not be (closed, or over the client's limit)."""
         if self._transport is None or self._transport.is_closing():
-            return
+            return False
         try:
             data = self._conn.send(frame)
         except ProtocolError as exc:  # e.g. a response over the client's frame limit
@@ -350,8 +357,9 @@ class NativeProtocol(asyncio.Protocol):
             log.warning("cannot send response", extra={"peer": self.peer, "error": exc.message})
             if req_id is not None and not isinstance(frame, n.ErrorResponse):
                 self._write(n.error_response(req_id, errors.InvalidParameterValue(exc.message)))
-            return
+            return False
         self._transport.write(data)
+        return True
 
     def _close_when_done(self) -> None:
         pending = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
