@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
 import secrets
 import threading
 import time
-import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,9 +32,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from conveyor import errors, limits
+from conveyor import __version__, errors, limits
 from conveyor.broker.catalog import Catalog, QueueMeta, new_uid, write_atomically
 from conveyor.broker.partition import Partition
+from conveyor.metrics import Metrics, PartitionSample, QueueMetrics, QueueSample
 from conveyor.partition import records as R
 from conveyor.partition.state import MOVING, PartitionState
 from conveyor.queue import make_config, update_config, validate_name
@@ -70,8 +71,9 @@ class _Node(msgspec.Struct):
 class _Queue:
     """A queue open on this node."""
 
-    def __init__(self, meta: QueueMeta, partitions: list[Partition]) -> None:
+    def __init__(self, meta: QueueMeta, partitions: list[Partition], m: QueueMetrics) -> None:
         self.meta = meta
+        self.m = m  # metric children, bound once
         self.uid_bytes = bytes.fromhex(meta.uid)
         self.partitions = partitions
         self.lock = threading.Lock()
@@ -206,14 +208,18 @@ class Broker:
         maintenance_interval_s: float | None = 1.0,
         segment_bytes_max: int = limits.segment_bytes_max,
         secret: bytes | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if fsync not in ("always", "interval", "never"):
             raise ValueError("fsync must be 'always', 'interval' or 'never'")
         self.fsync = fsync
+        self.metrics = Metrics() if metrics is None else metrics
         self._clock = clock
         self._segment_bytes_max = segment_bytes_max
         self._closed = False
         self._polls_ended = False  # end_long_polls(): waiting receives answer at once
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = itertools.count()
         self._catalog_lock = threading.Lock()
         self._lock_fd: int | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
@@ -222,6 +228,7 @@ class Broker:
             self._lock_fd = self._lock_data_dir(self.data_dir)
         node = self._load_node(secret)
         self.node_id = node.node_id
+        self.metrics.attach(self, self.node_id, __version__)
         self._signer = ReceiptSigner(bytes.fromhex(node.secret))
         self._catalog = Catalog(self.data_dir)
         self._queues: dict[str, _Queue] = {}
@@ -316,10 +323,11 @@ class Broker:
                 dedup_scope=meta.config.dedup_scope,
                 fsync=self.fsync,
                 segment_bytes_max=self._segment_bytes_max,
+                fsync_fn=self.metrics.timed_fsync,
             )
             for i in range(meta.config.partitions)
         ]
-        q = _Queue(meta, parts)
+        q = _Queue(meta, parts, self.metrics.queue(meta.name, len(parts)))
         self._queues[meta.name] = q
         self._by_uid[meta.uid] = q
         return q
@@ -442,6 +450,7 @@ class Broker:
             for part in q.partitions:
                 part.close()
             self._catalog.remove(name)
+            self.metrics.forget_queue(name)
         log.info("queue deleted", extra={"queue": name, "uid": q.meta.uid})
 
     def purge_queue(self, name: str) -> None:
@@ -456,6 +465,7 @@ class Broker:
                     f"the queue {name!r} was purged less than {limits.purge_interval_s} s ago"
                 )
             for part in q.partitions:
+                q.m.partitions[part.index].purged += part.state.n_live
                 waits.append((part, part.commit(part.state.decide_purge(), now)))
         for part, off in waits:
             part.wait_durable(off)
@@ -521,8 +531,11 @@ class Broker:
         self, queue: str, entries: Sequence[SendEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages in one write; a result or an error per entry, in order."""
+        start = time.perf_counter()
+        observe = self._queue(queue).m.send_duration.observe
         results, waits = self.send_begin(queue, entries)
         wait_all(waits)
+        observe(time.perf_counter() - start)
         return results
 
     def send_begin(
@@ -564,13 +577,21 @@ class Broker:
                     max_depth_bytes=cfg.max_depth_bytes,
                     overflow=cfg.overflow,
                 )
+                pm = q.m.partitions[p]
                 if recs:
                     last = part.commit(recs, now)
                     waits.append((part, last))
-                    offset = last - sum(1 for d in decisions if d.record is not None) + 1
+                    appends = sum(1 for d in decisions if d.record is not None)
+                    offset = last - appends + 1
+                    pm.sent += appends
+                    if len(recs) > appends:  # drop_oldest made room first
+                        assert isinstance(recs[0], R.Expire)
+                        pm.expired_overflow += len(recs[0].offsets)
                 for (i, rec), d in zip(items, decisions, strict=True):
                     if d.error is not None:
                         results[i] = d.error
+                        if isinstance(d.error, errors.QueueFull):
+                            pm.overflow_rejected += 1
                     elif d.duplicate_of is not None:
                         off, mid = d.duplicate_of
                         results[i] = SendResult(
@@ -591,6 +612,13 @@ class Broker:
     @staticmethod
     def _seq(q: _Queue, partition: int, offset: int) -> str | None:
         return f"{partition:03d}{offset:017d}" if q.meta.config.fifo else None
+
+    def _new_message_id(self) -> str:
+        """A unique id in the shape of a UUID: 64 random bits drawn when the broker
+        opens, then a counter. uuid4() reads the OS's random source on every call,
+        which cost more than the rest of a send's bookkeeping."""
+        h = f"{self._id_prefix}{next(self._id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def _prepare_append(self, q: _Queue, entry: SendEntry, now: int) -> R.Append:
         cfg = q.meta.config
@@ -641,7 +669,7 @@ class Broker:
         elif dedup_id is not None:
             raise errors.InvalidParameterValue("dedup ids are for FIFO queues only")
         return R.Append(
-            message_id=str(uuid.uuid4()),
+            message_id=self._new_message_id(),
             body_bytes=size,
             delay_until_ms=now + delay_s * 1000 if delay_s else 0,
             group_id=group_id,
@@ -758,9 +786,11 @@ class Broker:
                 if want <= 0:
                     break
                 part = q.partitions[(start + k) % n]
+                pm = q.m.partitions[part.index]
                 recs: list[R.Record] = list(part.state.decide_expire(now, cfg.retention_s * 1000))
                 if recs:
                     part.commit(recs, now)
+                    pm.expired_retention += _expired(recs)
                     recs = []
                 dec = part.state.decide_receive(
                     want, vis_ms, now, max_receive_count=max_rc, attempt_id=attempt_id
@@ -770,8 +800,14 @@ class Broker:
                     assert dlq is not None
                     recs.append(R.MoveIntent(offsets=dec.moves, destination=dlq.meta.uid))
                     moves.append((part, dec.moves))
+                    pm.dead_lettered += len(dec.moves)
                 if recs:
                     waits.append((part, part.commit(recs, now)))
+                if dec.deliveries:
+                    pm.received += len(dec.deliveries)
+                    again = sum(1 for d in dec.deliveries if d.receive_count > 1)
+                    if again:
+                        pm.redelivered += again
                 for d in dec.deliveries:
                     rec = part.read_append(d.offset)
                     picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
@@ -881,7 +917,10 @@ class Broker:
                     acks.setdefault(r.partition, {})[r.offset] = None
             for p, offsets in acks.items():  # one Ack record per partition
                 part = q.partitions[p]
+                # before the Ack forgets when each delivery began
+                q.m.receive_to_delete.observe_since(now, part.state.lease_starts_ms(offsets))
                 waits[p] = (part, part.commit([R.Ack(offsets=list(offsets))], now))
+                q.m.partitions[p].deleted += len(offsets)
             if waits and q.meta.config.fifo:
                 q.wake()  # a group may have been unblocked
         return results, list(waits.values())
@@ -1054,6 +1093,8 @@ class Broker:
                 self._complete_moves(src, part, sorted(part.state.moving))
                 moved += count
         if moved:
+            with src.lock:
+                src.m.redriven += moved
             log.info("redrive done", extra={"queue": source, "count": moved})
         return moved
 
@@ -1086,6 +1127,7 @@ class Broker:
                 recs = part.state.decide_expire(now, retention_ms)
                 if recs:
                     waits.append((part, part.commit(list(recs), now)))
+                    q.m.partitions[part.index].expired_retention += _expired(recs)
                 if part.records_since_checkpoint() >= limits.checkpoint_interval_records:
                     offset, data = part.snapshot()
                     snaps.append((part, offset, data))
@@ -1120,6 +1162,54 @@ class Broker:
     def partition_states(self, queue: str) -> list[PartitionState]:
         """The partition states of a queue (for tests and tools; read-only use)."""
         return [p.state for p in self._queue(queue).partitions]
+
+    def queue_samples(self, names: Sequence[str] | None = None) -> list[QueueSample]:
+        """Per-partition depth, bytes, oldest age and log size of the named queues (all
+        when ``None``; unknown names are skipped), for metrics and the admin API. Takes
+        each queue's lock once, briefly."""
+        if self._closed:
+            return []
+        now = self._now()
+        queues = (
+            list(self._queues.values())
+            if names is None
+            else [q for q in (self._queues.get(n) for n in names) if q is not None]
+        )
+        out: list[QueueSample] = []
+        for q in queues:
+            with q.lock:
+                if q.deleted:
+                    continue
+                parked = len(q.parked)
+                stats = [part.state.stats(now) for part in q.partitions]
+            parts: list[PartitionSample] = []
+            for part, s in zip(q.partitions, stats, strict=True):
+                try:
+                    segments = part.log.segments()
+                except Exception:  # closed under us (queue deleted, broker closing)
+                    segments = []
+                parts.append(
+                    PartitionSample(
+                        index=part.index,
+                        visible=s.visible,
+                        inflight=s.inflight,
+                        delayed=s.delayed,
+                        visible_bytes=s.visible_bytes,
+                        inflight_bytes=s.inflight_bytes,
+                        delayed_bytes=s.delayed_bytes,
+                        oldest_age_s=0.0
+                        if s.oldest_sent_ms is None
+                        else max(0.0, (now - s.oldest_sent_ms) / 1000),
+                        log_bytes=sum(seg.size_bytes for seg in segments),
+                        log_segments=len(segments),
+                    )
+                )
+            out.append(QueueSample(name=q.name, parked_receives=parked, partitions=parts))
+        return out
+
+
+def _expired(records: Sequence[R.Record]) -> int:
+    return sum(len(r.offsets) for r in records if isinstance(r, R.Expire))
 
 
 def open(

@@ -15,6 +15,8 @@ segments with nothing live and rewrite sparse ones, so disk use follows live dat
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +54,16 @@ class Partition:
         dedup_scope: str,
         fsync: str,
         segment_bytes_max: int = limits.segment_bytes_max,
+        fsync_fn: Callable[[int], None] = os.fsync,
     ) -> Partition:
         if path is None:
             wal: Log = MemoryLog()
             store: CheckpointStore | MemoryCheckpointStore = MemoryCheckpointStore()
         else:
             path.mkdir(parents=True, exist_ok=True)
-            wal = FileLog(path / "log", fsync=fsync, segment_bytes_max=segment_bytes_max)
+            wal = FileLog(
+                path / "log", fsync=fsync, segment_bytes_max=segment_bytes_max, fsync_fn=fsync_fn
+            )
             store = CheckpointStore(path / "checkpoints")
         latest = store.latest()
         if latest is not None:

@@ -37,6 +37,7 @@ import hashlib
 import heapq
 from array import array
 from collections import deque
+from collections.abc import Iterable
 from typing import Final
 
 import msgspec
@@ -120,6 +121,9 @@ class Stats(msgspec.Struct, frozen=True):
     inflight: int
     delayed: int
     oldest_sent_ms: int | None
+    visible_bytes: int = 0
+    inflight_bytes: int = 0  # in flight or moving, as ``inflight`` counts them
+    delayed_bytes: int = 0
 
 
 class SendDecision(msgspec.Struct, frozen=True):
@@ -150,6 +154,10 @@ class PartitionState:
         self.n_inflight = 0
         self.n_delayed = 0
         self.n_moving = 0
+        # bytes of INFLIGHT / DELAYED / MOVING messages (READY is the rest of bytes_live)
+        self.bytes_inflight = 0
+        self.bytes_delayed = 0
+        self.bytes_moving = 0
         self._chunks: dict[int, _Chunk] = {}
         self._low = 0  # no live message below this offset
         self._timers: list[tuple[int, int]] = []  # (visible_at, offset) of INFLIGHT/DELAYED
@@ -197,6 +205,16 @@ class PartitionState:
             size_bytes=chunk.size[i],
             group_id=group,
         )
+
+    def lease_starts_ms(self, offsets: Iterable[int]) -> list[int]:
+        """When the current delivery of each offset began (0: never delivered, or gone);
+        a cheap read for the receive-to-delete metric."""
+        chunks = self._chunks
+        out: list[int] = []
+        for off in offsets:
+            chunk = chunks.get(off >> CHUNK_BITS)
+            out.append(0 if chunk is None else chunk.lease_start[off & _CHUNK_MASK])
+        return out
 
     def live_offsets(self, start: int = 0, end: int | None = None) -> list[int]:
         """Offsets of live messages in [start, end), in order."""
@@ -287,6 +305,7 @@ class PartitionState:
             chunk.status[i] = DELAYED
             chunk.visible_at[i] = rec.delay_until_ms
             self.n_delayed += 1
+            self.bytes_delayed += rec.body_bytes
             heapq.heappush(self._timers, (rec.delay_until_ms, offset))
         else:
             chunk.status[i] = READY
@@ -319,6 +338,7 @@ class PartitionState:
             chunk.lease_start[i] = ts
             chunk.visible_at[i] = rec.visible_at_ms
             self.n_inflight += 1
+            self.bytes_inflight += chunk.size[i]
             heapq.heappush(self._timers, (rec.visible_at_ms, off))
             if self.fifo:
                 gid = chunk.group[i]
@@ -331,12 +351,16 @@ class PartitionState:
         status = chunk.status[i]
         if status in (GONE, MOVING):
             return
+        size = chunk.size[i]
         if status == INFLIGHT:
             self.n_inflight -= 1
+            self.bytes_inflight -= size
         elif status == DELAYED:
             self.n_delayed -= 1
+            self.bytes_delayed -= size
         chunk.status[i] = MOVING
         self.n_moving += 1
+        self.bytes_moving += size
         self.moving[off] = (rec.destination, rec.reset_receive_count)
         if self.fifo and status != INFLIGHT:
             gid = chunk.group[i]
@@ -354,13 +378,17 @@ class PartitionState:
         chunk.status[i] = GONE
         chunk.live -= 1
         self.n_live -= 1
-        self.bytes_live -= chunk.size[i]
+        size = chunk.size[i]
+        self.bytes_live -= size
         if status == INFLIGHT:
             self.n_inflight -= 1
+            self.bytes_inflight -= size
         elif status == DELAYED:
             self.n_delayed -= 1
+            self.bytes_delayed -= size
         elif status == MOVING:
             self.n_moving -= 1
+            self.bytes_moving -= size
             del self.moving[off]
         self._moved_sent.pop(off, None)
         if self.fifo:
@@ -414,8 +442,10 @@ class PartitionState:
             chunk.status[i] = READY
             if status == INFLIGHT:
                 self.n_inflight -= 1
+                self.bytes_inflight -= chunk.size[i]
             else:
                 self.n_delayed -= 1
+                self.bytes_delayed -= chunk.size[i]
             if self.fifo:
                 gid = chunk.group[i]
                 if status == INFLIGHT:
@@ -755,6 +785,7 @@ class PartitionState:
             if self._moved_sent:
                 moved_oldest = min(self._moved_sent.values())
                 oldest = moved_oldest if oldest is None else min(oldest, moved_oldest)
+        inflight_bytes = self.bytes_inflight + self.bytes_moving
         return Stats(
             messages=self.n_live,
             bytes=self.bytes_live,
@@ -762,12 +793,16 @@ class PartitionState:
             inflight=self.n_inflight + self.n_moving,
             delayed=self.n_delayed,
             oldest_sent_ms=oldest,
+            visible_bytes=self.bytes_live - inflight_bytes - self.bytes_delayed,
+            inflight_bytes=inflight_bytes,
+            delayed_bytes=self.bytes_delayed,
         )
 
     # ------------------------------------------------------------------ checks
     def invariants(self) -> None:
         """Recount everything from the columns; raise AssertionError on a mismatch."""
         counts = {GONE: 0, READY: 0, INFLIGHT: 0, DELAYED: 0, MOVING: 0}
+        sizes = {GONE: 0, READY: 0, INFLIGHT: 0, DELAYED: 0, MOVING: 0}
         total_bytes = 0
         for key, chunk in self._chunks.items():
             live = 0
@@ -776,6 +811,7 @@ class PartitionState:
                 if s:
                     live += 1
                     counts[s] += 1
+                    sizes[s] += chunk.size[i]
                     total_bytes += chunk.size[i]
                     assert (key << CHUNK_BITS) + i >= self._low
                     assert (key << CHUNK_BITS) + i < self.next_offset
@@ -785,6 +821,9 @@ class PartitionState:
         assert self.n_inflight == counts[INFLIGHT], (self.n_inflight, counts)
         assert self.n_delayed == counts[DELAYED]
         assert self.n_moving == counts[MOVING] == len(self.moving)
+        assert self.bytes_inflight == sizes[INFLIGHT], (self.bytes_inflight, sizes)
+        assert self.bytes_delayed == sizes[DELAYED], (self.bytes_delayed, sizes)
+        assert self.bytes_moving == sizes[MOVING], (self.bytes_moving, sizes)
         if self.fifo:
             blocked: dict[int, int] = {}
             for off in self.live_offsets():
@@ -900,13 +939,16 @@ class PartitionState:
             if status == MOVING:
                 chunk.status[i] = MOVING
                 state.n_moving += 1
+                state.bytes_moving += chunk.size[i]
             elif chunk.visible_at[i] > snap.last_ts:
                 status = INFLIGHT if chunk.lease_start[i] else DELAYED
                 chunk.status[i] = status
                 if status == INFLIGHT:
                     state.n_inflight += 1
+                    state.bytes_inflight += chunk.size[i]
                 else:
                     state.n_delayed += 1
+                    state.bytes_delayed += chunk.size[i]
                 heapq.heappush(state._timers, (chunk.visible_at[i], off))
             else:
                 chunk.status[i] = READY

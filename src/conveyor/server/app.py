@@ -30,6 +30,9 @@ from typing import Any
 from conveyor import __version__
 from conveyor.broker.aio import AsyncBroker
 from conveyor.broker.broker import Broker
+from conveyor.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from conveyor.metrics import Metrics
+from conveyor.server.admin import AdminApi
 from conveyor.server.http import HttpProtocol, Request, Response, start_http
 from conveyor.server.native import NativeProtocol, start_native
 from conveyor.server.settings import FIELDS, Settings, load_settings
@@ -95,11 +98,17 @@ class Node:
         self._sqs: Any = None
         self.http_port = settings.port
         self.native_port = settings.native_port
+        self.metrics = Metrics()  # this node's own registry: /metrics
+        self._admin: AdminApi | None = None
 
     async def start(self) -> None:
         s = self.settings
-        sync = await asyncio.to_thread(Broker, s.data_dir, fsync=s.fsync)
+        sync = await asyncio.to_thread(Broker, s.data_dir, fsync=s.fsync, metrics=self.metrics)
         self.broker = AsyncBroker(sync)
+        self.metrics.set_connections(
+            lambda: {"http": len(self._http_conns), "native": len(self._native_conns)}
+        )
+        self._admin = AdminApi(self.broker, self.metrics, self)
         self._sqs = _sqs_api(self.broker, s)
         self._http, self._http_conns = await start_http(self.handle_http, s.host, s.port)
         self._native, self._native_conns = await start_native(
@@ -133,6 +142,10 @@ class Node:
             if self.ready:
                 return Response(200, b'{"status":"ready"}')
             return Response(503, b'{"status":"not ready"}')
+        if req.path == "/metrics":
+            return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        if req.path.startswith("/api/") and self._admin is not None:
+            return await self._admin.handle(req)
         if self._sqs is not None:
             resp: Response = await self._sqs.handle(req)
             return resp
