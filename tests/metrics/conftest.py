@@ -34,7 +34,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     """The sample with exactly these labels (KeyError names what was there)."""
     key = (name, frozenset(labels.items()))
     if key not in samples:
-        have = sorted(dict(lbl) for n, lbl in samples if n == name)
+        have = sorted((dict(lbl) for n, lbl in samples if n == name), key=str)
         raise KeyError(f"{name}{labels} not found; series of {name}: {have}")
     return samples[key]
 

@@ -68,3 +68,37 @@ def test_admin_requests_are_counted(http: Any, metric: Any) -> None:
 
     assert delta(action="ListQueues", code="OK") == 1
     assert delta(action="GetQueue", code="QueueDoesNotExist") == 1
+
+
+def test_sqs_and_native_requests_are_counted(
+    server: ServerProcess, http: Any, sqs: Any, metric: Any
+) -> None:
+    import conveyor
+
+    before = http.scrape()
+    url = sqs.create_queue(QueueName="counted")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    try:
+        sqs.get_queue_url(QueueName="no-such-queue")
+    except Exception:
+        pass
+    with conveyor.Client(server.native_address) as client:
+        client.send("counted", "y")
+        try:
+            client.send("no-such-queue", "z")
+        except conveyor.errors.QueueDoesNotExist:
+            pass
+    after = http.scrape()
+
+    def delta(api: str, action: str, code: str) -> float:
+        key = {"api": api, "action": action, "code": code}
+        try:
+            old = metric(before, "conveyor_requests_total", **key)
+        except KeyError:
+            old = 0
+        return float(metric(after, "conveyor_requests_total", **key)) - old
+
+    assert delta("sqs", "SendMessage", "OK") == 1
+    assert delta("sqs", "GetQueueUrl", "QueueDoesNotExist") == 1
+    assert delta("native", "send", "OK") == 1
+    assert delta("native", "send", "QueueDoesNotExist") == 1

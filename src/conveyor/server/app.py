@@ -36,6 +36,7 @@ from conveyor.server.admin import AdminApi
 from conveyor.server.http import HttpProtocol, Request, Response, start_http
 from conveyor.server.native import NativeProtocol, start_native
 from conveyor.server.settings import FIELDS, Settings, load_settings
+from conveyor.server.sqs_api import SqsApi
 
 log = logging.getLogger("conveyor.server")
 
@@ -95,7 +96,7 @@ class Node:
         self._native: asyncio.Server | None = None
         self._http_conns: set[HttpProtocol] = set()
         self._native_conns: set[NativeProtocol] = set()
-        self._sqs: Any = None
+        self._sqs: SqsApi | None = None
         self.http_port = settings.port
         self.native_port = settings.native_port
         self.metrics = Metrics()  # this node's own registry: /metrics
@@ -109,7 +110,11 @@ class Node:
             lambda: {"http": len(self._http_conns), "native": len(self._native_conns)}
         )
         self._admin = AdminApi(self.broker, self.metrics, self)
-        self._sqs = _sqs_api(self.broker, s)
+        self._sqs = SqsApi(
+            self.broker,
+            s,
+            on_request=lambda action, code: self.metrics.request("sqs", action, code),
+        )
         self._http, self._http_conns = await start_http(self.handle_http, s.host, s.port)
         self._native, self._native_conns = await start_native(
             self.broker,
@@ -117,6 +122,7 @@ class Node:
             s.native_port,
             node_id=sync.node_id,
             max_frame_bytes=s.native_max_frame_bytes,
+            on_request=lambda op, code: self.metrics.request("native", op, code),
         )
         self.http_port = self._http.sockets[0].getsockname()[1]
         self.native_port = self._native.sockets[0].getsockname()[1]
@@ -184,16 +190,6 @@ class Node:
             "conveyor stopped",
             extra={"pid": os.getpid(), "took_s": round(time.monotonic() - started, 3)},
         )
-
-
-def _sqs_api(broker: AsyncBroker, settings: Settings) -> Any:
-    try:
-        from conveyor.server.sqs_api import SqsApi
-    except ModuleNotFoundError as exc:
-        if exc.name != "conveyor.server.sqs_api":
-            raise
-        return None
-    return SqsApi(broker, settings)
 
 
 async def serve(settings: Settings) -> int:

@@ -90,8 +90,11 @@ def _results(
 class NativeHandler:
     """Runs one decoded request against the broker and returns its response frame."""
 
-    def __init__(self, broker: AsyncBroker) -> None:
+    def __init__(
+        self, broker: AsyncBroker, on_request: Callable[[str, str], None] | None = None
+    ) -> None:
         self.broker = broker
+        self._on_request = on_request  # (op, "OK" or error code), e.g. for metrics
         self._ops: dict[type[n.Request], Callable[[Any], Awaitable[n.Response]]] = {
             n.CreateQueueRequest: self.create_queue,
             n.DeleteQueueRequest: self.delete_queue,
@@ -114,12 +117,15 @@ class NativeHandler:
 
     async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
         try:
-            return await self._ops[type(req)](req)
+            resp: n.Response | n.ErrorResponse = await self._ops[type(req)](req)
         except errors.ConveyorError as exc:
-            return n.error_response(req.id, exc)
+            resp = n.error_response(req.id, exc)
         except Exception:
             log.exception("request failed", extra={"op": req.OP})
-            return n.error_response(req.id, errors.InternalError("internal error"))
+            resp = n.error_response(req.id, errors.InternalError("internal error"))
+        if self._on_request is not None:
+            self._on_request(req.OP, resp.code if isinstance(resp, n.ErrorResponse) else "OK")
+        return resp
 
     async def create_queue(self, r: n.CreateQueueRequest) -> n.Response:
         info, created = await self.broker.ensure_queue(r.name, r.config, r.tags)
@@ -397,8 +403,9 @@ async def start_native(
     *,
     node_id: str,
     max_frame_bytes: int,
+    on_request: Callable[[str, str], None] | None = None,
 ) -> tuple[asyncio.Server, set[NativeProtocol]]:
-    handler = NativeHandler(broker)
+    handler = NativeHandler(broker, on_request)
     connections: set[NativeProtocol] = set()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

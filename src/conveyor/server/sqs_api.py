@@ -101,8 +101,14 @@ class _Ctx:
 class SqsApi:
     """Serves every SQS action from an :class:`AsyncBroker`."""
 
-    def __init__(self, broker: AsyncBroker, settings: Settings) -> None:
+    def __init__(
+        self,
+        broker: AsyncBroker,
+        settings: Settings,
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.settings = settings
+        self._on_request = on_request  # (action, "OK" or error code), e.g. for metrics
         self.broker = SqsBroker(broker)
         self.accounts = Accounts(settings.account_id)
         self.moves = MoveTasks(self.broker.redrive)
@@ -148,6 +154,7 @@ class SqsApi:
     async def handle(self, request: Request) -> Response:
         request_id = f"{self._request_id_prefix}{next(self._request_ids) & _id_mask:012x}"
         headers = request.headers
+        action = "unknown"  # until the request is parsed
         try:
             credential = None
             if self._secrets:
@@ -175,12 +182,21 @@ class SqsApi:
                 region = req.region
                 account = sqs.account_for(req.access_key, self.settings.account_id)
             ctx = _Ctx(req, account, region)
+            action = req.action
             result = await self._actions[req.action](ctx)
             out = sqs.render_result(req.action, req.protocol, result, request_id)
+            code = "OK"
         except Exception as exc:
-            if not isinstance(exc, SqsError | errors.ConveyorError):
+            if isinstance(exc, SqsError):
+                code = exc.code
+            elif isinstance(exc, errors.ConveyorError):
+                code = exc.sqs_code
+            else:
+                code = "InternalError"
                 log.exception("SQS request failed", extra={"request_id": request_id})
             out = sqs.render_error(sqs.protocol_of(headers), exc, request_id)
+        if self._on_request is not None:
+            self._on_request(action, code)
         return Response(out.status, out.body, out.content_type, out.headers)
 
     # ------------------------------------------------------------------ helpers
