@@ -26,7 +26,7 @@ from conveyor.client import calls
 from conveyor.client.consumer import AsyncConsumer
 from conveyor.client.errors import ClientClosed, ConnectFailed, ConnectionLost, Timeout
 from conveyor.client.producer import AsyncProducer
-from conveyor.client.retry import RetryPolicy, should_retry
+from conveyor.client.retry import should_retry
 from conveyor.protocol import native as n
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
@@ -35,9 +35,6 @@ __all__ = ["AsyncClient"]
 log = logging.getLogger("conveyor.client")
 T = TypeVar("T")
 
-client_name_default = "conveyor-py/0.1"
-timeout_s_default = 30.0
-connect_timeout_s_default = 5.0
 read_chunk_bytes = 256 * 1024
 
 # Refusals of a handshake that are not worth retrying: the next attempt gets the same.
@@ -201,7 +198,7 @@ class _Protocol(asyncio.Protocol):
         self._fail(ClientClosed("the client was closed"))
 
 
-class AsyncClient:
+class AsyncClient(calls.ClientOptions):
     """A client of a Conveyor server's native protocol, for asyncio code.
 
     ``AsyncClient("127.0.0.1:9325")`` or ``AsyncClient(host=..., port=...)``. Its
@@ -212,32 +209,9 @@ class AsyncClient:
     :mod:`conveyor.client.retry`).
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        timeout_s: float = timeout_s_default,
-        connect_timeout_s: float = connect_timeout_s_default,
-        retry: RetryPolicy | None = None,
-        token: str | None = None,
-        client_name: str = client_name_default,
-        max_frame_bytes: int = n.frame_bytes_default,
-    ) -> None:
-        if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
-        self.host, self.port = calls.parse_address(address, host, port)
-        self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.retry = retry or RetryPolicy()
-        self._token = token
-        self._client_name = client_name
-        self._max_frame_bytes = max_frame_bytes
+    def _setup(self) -> None:
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
-        self._closed = False
-        self.connections_made = 0  # how many connections this client has opened
 
     def __repr__(self) -> str:
         return f"<AsyncClient {self.host}:{self.port}{' closed' if self._closed else ''}>"

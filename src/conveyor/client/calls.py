@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from conveyor import errors, limits
-from conveyor.client.retry import Safety
+from conveyor.client.retry import RetryPolicy, Safety
 from conveyor.protocol import native as n
 from conveyor.queue import QueueConfig
 from conveyor.types import Message, MessageAttribute, QueueInfo, QueueStats, SendEntry, SendResult
@@ -340,3 +340,42 @@ def change_visibility_batch(
 def redrive(source: str, destination: str | None, max_messages: int | None) -> Call[int]:
     req = n.RedriveRequest(id=0, source=source, destination=destination, max_messages=max_messages)
     return Call(req, lambda r: _expect(n.RedriveResponse)(r).moved, Safety.UNSAFE)
+
+
+client_name_default = "conveyor-py/0.1"
+timeout_s_default = 30.0
+connect_timeout_s_default = 5.0
+
+
+class ClientOptions:
+    """Where a client connects and how patiently: what ``Client`` and ``AsyncClient``
+    take alike (their I/O differs, their settings do not)."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        timeout_s: float = timeout_s_default,
+        connect_timeout_s: float = connect_timeout_s_default,
+        retry: RetryPolicy | None = None,
+        token: str | None = None,
+        client_name: str = client_name_default,
+        max_frame_bytes: int = n.frame_bytes_default,
+    ) -> None:
+        if timeout_s <= 0 or connect_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        self.host, self.port = parse_address(address, host, port)
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.retry = retry or RetryPolicy()
+        self._token = token
+        self._client_name = client_name
+        self._max_frame_bytes = max_frame_bytes
+        self._closed = False
+        self.connections_made = 0  # how many connections this client has opened
+        self._setup()
+
+    def _setup(self) -> None:
+        """The client's own connection state."""

@@ -163,13 +163,13 @@ class _State:
         return max(1, min(batch, self.limit - self.handed_out))
 
 
-class Consumer:
-    """Consumes ``queue`` through a :class:`~conveyor.client.Client` (see the module
-    docstring for what happens to each message). Iterate it once."""
+class _ConsumerBase:
+    """What :class:`Consumer` and :class:`AsyncConsumer` share: settings, counters,
+    ``stop`` and ``ack``; the twins differ only in how they wait."""
 
     def __init__(
         self,
-        client: Client,
+        client: Client | AsyncClient,
         queue: str,
         *,
         batch: int = batch_default,
@@ -189,8 +189,10 @@ class Consumer:
         self.ack_delay_s = ack_delay_s
         self._s = _State(visibility_timeout_s, limit)
         self._in_with = False
-        self._stop = threading.Event()
-        self._extender: threading.Thread | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """The twin's own state (how it waits and extends leases)."""
 
     @property
     def acked(self) -> int:
@@ -210,6 +212,17 @@ class Consumer:
         if self._s.current is msg:
             self._s.current = None
         self._s.ack(msg, time.monotonic())
+
+
+class Consumer(_ConsumerBase):
+    """Consumes ``queue`` through a :class:`~conveyor.client.Client` (see the module
+    docstring for what happens to each message). Iterate it once."""
+
+    client: Client
+
+    def _setup(self) -> None:
+        self._stop = threading.Event()
+        self._extender: threading.Thread | None = None
 
     def release(self, msg: Message) -> None:
         """``msg`` failed: make it visible again now."""
@@ -353,49 +366,14 @@ class Consumer:
                     leases.discard(h)
 
 
-class AsyncConsumer:
+class AsyncConsumer(_ConsumerBase):
     """Consumes ``queue`` through an :class:`~conveyor.client.AsyncClient`; the asyncio
     twin of :class:`Consumer`, with the same rules."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        queue: str,
-        *,
-        batch: int = batch_default,
-        wait_s: float = wait_s_default,
-        visibility_timeout_s: int = visibility_timeout_s_default,
-        limit: int | None = None,
-        ack_batch: int = ack_batch_default,
-        ack_delay_s: float = ack_delay_s_default,
-    ) -> None:
-        _check(batch, wait_s, visibility_timeout_s, limit)
-        self.client = client
-        self.queue = queue
-        self.batch = batch
-        self.wait_s = wait_s
-        self.visibility_timeout_s = visibility_timeout_s
-        self.ack_batch = max(1, min(ack_batch, limits.native_batch_entries_max))
-        self.ack_delay_s = ack_delay_s
-        self._s = _State(visibility_timeout_s, limit)
-        self._in_with = False
+    client: AsyncClient
+
+    def _setup(self) -> None:
         self._extender: asyncio.Task[None] | None = None
-
-    @property
-    def acked(self) -> int:
-        return self._s.acked
-
-    @property
-    def released(self) -> int:
-        return self._s.released
-
-    def stop(self) -> None:
-        self._s.stopped = True
-
-    def ack(self, msg: Message) -> None:
-        if self._s.current is msg:
-            self._s.current = None
-        self._s.ack(msg, time.monotonic())
 
     async def release(self, msg: Message) -> None:
         if self._s.current is msg:

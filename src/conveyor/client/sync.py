@@ -46,14 +46,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor import errors
 from conveyor.client import calls
-from conveyor.client.aio import (
-    client_name_default,
-    connect_timeout_s_default,
-    read_chunk_bytes,
-    timeout_s_default,
-)
+from conveyor.client.aio import read_chunk_bytes
 from conveyor.client.errors import ClientClosed, ConnectFailed, ConnectionLost, Timeout
-from conveyor.client.retry import RetryPolicy, should_retry
+from conveyor.client.retry import should_retry
 from conveyor.protocol import native as n
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
@@ -297,7 +292,7 @@ class _Connection:
             slot.response, slot.error, slot.done = response, error, True
 
 
-class Client:
+class Client(calls.ClientOptions):
     """A blocking client of a Conveyor server's native protocol.
 
     ``Client("127.0.0.1:9325")`` or ``Client(host=..., port=...)``. Its methods mirror
@@ -309,32 +304,9 @@ class Client:
     gets (the rule is in :mod:`conveyor.client.retry`).
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        timeout_s: float = timeout_s_default,
-        connect_timeout_s: float = connect_timeout_s_default,
-        retry: RetryPolicy | None = None,
-        token: str | None = None,
-        client_name: str = client_name_default,
-        max_frame_bytes: int = n.frame_bytes_default,
-    ) -> None:
-        if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
-        self.host, self.port = calls.parse_address(address, host, port)
-        self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.retry = retry or RetryPolicy()
-        self._token = token
-        self._client_name = client_name
-        self._max_frame_bytes = max_frame_bytes
+    def _setup(self) -> None:
         self._conn: _Connection | None = None
         self._lock = threading.Lock()  # one connect at a time
-        self._closed = False
-        self.connections_made = 0
 
     def __repr__(self) -> str:
         return f"<Client {self.host}:{self.port}{' closed' if self._closed else ''}>"
