@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Cli
+from cli_harness import Cli
+
 from conveyor.client import Client
 from conveyor.testing import ServerProcess
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_parallel
+from cli_harness import run_parallel
+
 from conveyor.testing import free_port
 
 COMMANDS = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from conftest import Cli
+from cli_harness import Cli
+
 from conveyor.client import Client
 from conveyor.testing import ServerProcess
 

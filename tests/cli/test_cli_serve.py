@@ -8,7 +8,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import cli_command, cli_env, run_cli
+from cli_harness import cli_command, cli_env, run_cli
+
 from conveyor.testing import free_port
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+from cli_harness import run_cli
+
 from conveyor.client import Client
 from conveyor.testing import ServerProcess
 

@@ -7,7 +7,8 @@ import subprocess
 import time
 from typing import Any
 
-from conftest import Cli, cli_command, cli_env
+from cli_harness import Cli, cli_command, cli_env
+
 from conveyor import MessageAttribute
 from conveyor.client import Client
 from conveyor.testing import ServerProcess
