@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,40 +37,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchlib import cpu_s, machine
+
 from conveyor.client import AsyncClient, Client
 from conveyor.testing import ServerProcess
 from conveyor.types import SendEntry
 
 BODY = b"x" * 1024
 BATCH = 100
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.release()} {platform.machine()}, "
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
-    )
-
-
-def cpu_s(pid: int | None) -> float | None:
-    """utime + stime of ``pid`` in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    if pid is None:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Row:

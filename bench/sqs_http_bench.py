@@ -30,18 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-TICKS_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all threads)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICKS_S  # utime, stime
+from benchlib import cpu_s
 
 
 def request(host: str, action: str, payload: dict[str, object]) -> bytes:
