@@ -9,8 +9,8 @@ For each HTTP request :meth:`SqsApi.handle`
 3. names the caller: the account is the access key when that is 12 digits, else
    ``Settings.account_id``; the region is the signature's, else ``Settings.region``;
    queue URLs are built from the request's ``Host``;
-4. does the action against the broker (:mod:`.sqs_broker`), mapping (account, queue name)
-   to broker queue names as :mod:`.sqs_names` documents;
+4. does the action against the :class:`~conveyor.broker.aio.AsyncBroker`, mapping
+   (account, queue name) to broker queue names as :mod:`.sqs_names` documents;
 5. renders the result, or the error with its SQS code, status and
    ``x-amzn-query-error`` header (:func:`conveyor.protocol.sqs.render_error`).
 
@@ -43,7 +43,6 @@ from conveyor.protocol.sqs.urls import parse_arn
 from conveyor.queue import RedrivePolicy
 from conveyor.server.http import Request, Response
 from conveyor.server.settings import Settings
-from conveyor.server.sqs_broker import SqsBroker
 from conveyor.server.sqs_moves import MoveTasks
 from conveyor.server.sqs_names import (
     CONFIG_ATTRIBUTES,
@@ -109,7 +108,7 @@ class SqsApi:
     ) -> None:
         self.settings = settings
         self._on_request = on_request  # (action, "OK" or error code), e.g. for metrics
-        self.broker = SqsBroker(broker)
+        self.broker = broker
         self.accounts = Accounts(settings.account_id)
         self.moves = MoveTasks(self.broker.redrive)
         self._secrets: dict[str, str] = dict(settings.sqs_access_keys)
@@ -148,7 +147,6 @@ class SqsApi:
 
     async def close(self) -> None:
         await self.moves.close()
-        self.broker.close()
 
     # ------------------------------------------------------------------ HTTP
     async def handle(self, request: Request) -> Response:
