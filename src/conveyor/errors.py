@@ -29,6 +29,7 @@ One root, :class:`ConveyorError`. Every error carries
     ├── AccessDenied / InvalidSecurity
     ├── QueueFull                 retriable: the backpressure signal
     ├── Unavailable               retriable: shutting down, not leader, not enough replicas
+    │   └── CoordinatorUnavailable   the coordinator (etcd) did not answer, or failed
     └── InternalError             retriable
 
 ``ERRORS`` maps each code to its class; :func:`from_code` rebuilds an error received
@@ -209,6 +210,16 @@ class Unavailable(ConveyorError):
     http_status = 503
     retriable = True
     sender_fault = False
+
+
+class CoordinatorUnavailable(Unavailable):
+    """The coordinator (etcd) could not be reached, or answered with an error.
+
+    Every etcd or gRPC failure surfaces as this one type (nothing etcd-specific leaks
+    upward). A write that timed out may still have been applied.
+    """
+
+    code = "CoordinatorUnavailable"
 
 
 class InternalError(ConveyorError):

@@ -1,7 +1,9 @@
 """Cluster metadata: partition configurations, node leases, watches, the controller.
 
 :class:`Coordinator` is the interface (etcd in a cluster, see ``coordinator.py`` for the
-mapping); :class:`InMemoryCoordinator` implements it for tests and the simulator;
+mapping); :class:`InMemoryCoordinator` implements it for tests and the simulator,
+``conveyor.coordination.etcd.EtcdCoordinator`` on etcd (``docs/cluster.md``), and
+``conveyor.coordination.aio.AsyncCoordinator`` wraps either for asyncio code;
 :class:`Controller` moves leadership when a leader's lease is gone.
 """
 
@@ -18,6 +20,7 @@ from conveyor.coordination.coordinator import (
     NodeDown,
     NodeUp,
     PartitionChanged,
+    QueueChanged,
     WatchEvent,
     WatchHandle,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "NodeUp",
     "PartitionChanged",
     "PartitionConfig",
+    "QueueChanged",
     "WatchEvent",
     "WatchHandle",
     "decide",

@@ -20,15 +20,24 @@ call                        etcd v3
 ``live_nodes``              ``Range /conveyor/nodes/`` (each value names its lease)
 ``campaign``                ``Txn(If create_revision(/conveyor/controller) == 0,
                             Then Put(node, lease), Else Range)``
-``watch``                   ``Watch(prefix /conveyor/, start_revision)``; a lease
+``watch``                   ``Watch(prefix /conveyor/, start_revision + 1)``; a lease
                             expiry shows as the deletion of the keys attached to it
+``put_queue``               ``Txn(If create_revision(/conveyor/queues/<q>) == 0,
+                            Then Put)`` (``overwrite``: a plain ``Put``)
+``get_queue``               ``Range /conveyor/queues/<q>``
+``list_queues``             ``Range /conveyor/queues/``
+``delete_queue``            ``DeleteRange /conveyor/queues/<q>``
+``set_draining``            ``Put`` / ``DeleteRange /conveyor/draining/<n>``
+``draining``                ``Range /conveyor/draining/``
 ==========================  ======================================================
 
 Versions are coordinator revisions (one counter for the whole store, as etcd's), so
 "newer" is comparable across keys and a watch can resume from the last revision seen.
-Every method is synchronous and returns plain values; the asyncio server wraps the etcd
-client (gRPC) in coroutines with the same names and turns a watch into an async iterator
-of :data:`WatchEvent` (see ``docs/replication.md``).
+Every method is synchronous and returns plain values; :class:`~conveyor.coordination.aio.
+AsyncCoordinator` offers the same calls as coroutines for the asyncio server and turns a
+watch into an async iterator of :data:`WatchEvent`. The etcd implementation is
+:class:`~conveyor.coordination.etcd.EtcdCoordinator` (``docs/cluster.md``); every etcd
+failure surfaces as :class:`~conveyor.errors.CoordinatorUnavailable`.
 """
 
 from __future__ import annotations
@@ -42,11 +51,16 @@ from conveyor.coordination.config import PartitionConfig
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
-    """A node's lease. ``ttl_ms`` is what the coordinator counts from each keep-alive."""
+    """A node's lease. ``ttl_ms`` is what the coordinator counts from each keep-alive.
+
+    ``info`` is what the node registered beside it (opaque to the coordinator: the node
+    runtime stores the addresses other nodes and clients reach it at).
+    """
 
     id: int
     node: str
     ttl_ms: int
+    info: bytes = b""
 
 
 class CasResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,7 +93,15 @@ class ControllerChanged(msgspec.Struct, frozen=True, kw_only=True):
     node: str | None
 
 
-WatchEvent = PartitionChanged | NodeUp | NodeDown | ControllerChanged
+class QueueChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """A queue's catalog record was written (``value``) or deleted (``None``)."""
+
+    revision: int
+    name: str
+    value: bytes | None
+
+
+WatchEvent = PartitionChanged | NodeUp | NodeDown | ControllerChanged | QueueChanged
 
 
 class Compacted(Exception):
@@ -115,8 +137,12 @@ class Coordinator(Protocol):
         ...
 
     # --- node leases -----------------------------------------------------------------
-    def grant_lease(self, node: str, ttl_ms: int) -> Lease:
-        """A new lease, and the node registered under it (replacing an older lease's)."""
+    def grant_lease(self, node: str, ttl_ms: int, info: bytes = b"") -> Lease:
+        """A new lease, and the node registered under it (replacing an older lease's).
+
+        The lease lives at least ``ttl_ms`` (etcd counts whole seconds and has a minimum;
+        the returned ``ttl_ms`` is what the coordinator granted).
+        """
         ...
 
     def keep_alive(self, lease_id: int) -> Lease | None:
@@ -136,14 +162,58 @@ class Coordinator(Protocol):
 
     def controller(self) -> str | None: ...
 
-    # --- watches -------------------------------------------------------------------
-    def watch(self, start_revision: int, callback: Callable[[WatchEvent], None]) -> WatchHandle:
-        """Call ``callback`` for every event after ``start_revision``, in revision order.
+    # --- the queue catalog -----------------------------------------------------------
+    def put_queue(self, name: str, value: bytes, *, overwrite: bool = False) -> bool:
+        """Store a queue's record if none exists (``overwrite``: in any case).
 
-        Events already in the history are delivered before this returns. Raises
-        :class:`Compacted` when ``start_revision`` is older than the history kept.
+        Returns whether it was written.
         """
         ...
+
+    def get_queue(self, name: str) -> bytes | None: ...
+
+    def list_queues(self) -> dict[str, bytes]:
+        """Every queue's record, by name (in name order)."""
+        ...
+
+    def delete_queue(self, name: str) -> bool:
+        """Delete a queue's record; returns whether there was one."""
+        ...
+
+    # --- drains --------------------------------------------------------------------
+    def set_draining(self, node: str, draining: bool) -> None:
+        """Mark ``node`` as leaving (the controller moves its replicas away), or not."""
+        ...
+
+    def draining(self) -> set[str]:
+        """The nodes marked as leaving."""
+        ...
+
+    # --- watches -------------------------------------------------------------------
+    def watch(
+        self,
+        start_revision: int,
+        callback: Callable[[WatchEvent], None],
+        *,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> WatchHandle:
+        """Call ``callback`` for every event after ``start_revision``, in revision order.
+
+        Raises :class:`Compacted` when ``start_revision`` is older than the history kept.
+        The in-memory coordinator delivers the events already in the history before this
+        returns, and later ones as they happen, on the caller's thread. etcd delivers
+        them all from one thread of the watch (so the callback may call the coordinator),
+        with the events of one revision together: a lease expiry deletes the node's
+        registration and the controller key at one revision. If the watch cannot go on
+        (etcd compacted the history while it was reconnecting), ``on_error`` gets
+        :class:`Compacted` and no more events come: re-read and watch again.
+        """
+        ...
+
+
+def queue_key(name: str) -> str:
+    """The etcd key of a queue's catalog record."""
+    return f"/conveyor/queues/{name}"
 
 
 def partition_key(partition: str) -> str:

@@ -20,6 +20,7 @@ from conveyor.coordination.coordinator import (
     NodeDown,
     NodeUp,
     PartitionChanged,
+    QueueChanged,
     WatchEvent,
 )
 
@@ -46,6 +47,8 @@ class InMemoryCoordinator:
         self._leases: dict[int, tuple[Lease, int]] = {}  # id -> (lease, expires_at_ms)
         self._nodes: dict[str, Lease] = {}  # registration key -> the lease it is attached to
         self._controller: tuple[str, int] | None = None  # (node, lease id)
+        self._queues: dict[str, bytes] = {}
+        self._draining: set[str] = set()
         self._next_lease_id = 1
         self._next_expiry: int | None = None  # the earliest lease expiry (a lower bound)
         self._history: deque[WatchEvent] = deque(maxlen=watch_history_events_max)
@@ -94,10 +97,10 @@ class InMemoryCoordinator:
         return CasResult(ok=True, current=stored)
 
     # --- leases ------------------------------------------------------------------------------
-    def grant_lease(self, node: str, ttl_ms: int) -> Lease:
+    def grant_lease(self, node: str, ttl_ms: int, info: bytes = b"") -> Lease:
         assert ttl_ms >= lease_ttl_ms_min, ttl_ms
         self.expire()
-        lease = Lease(id=self._next_lease_id, node=node, ttl_ms=ttl_ms)
+        lease = Lease(id=self._next_lease_id, node=node, ttl_ms=ttl_ms, info=info)
         self._next_lease_id += 1
         self._set_expiry(lease, self._clock() + ttl_ms)
         self._nodes[node] = lease
@@ -180,8 +183,53 @@ class InMemoryCoordinator:
     def controller_lease(self) -> int | None:
         return None if self._controller is None else self._controller[1]
 
+    # --- the queue catalog ---------------------------------------------------------------------
+    def put_queue(self, name: str, value: bytes, *, overwrite: bool = False) -> bool:
+        self.expire()
+        if name in self._queues and not overwrite:
+            return False
+        self._queues[name] = value
+        self._emit(lambda rev: QueueChanged(revision=rev, name=name, value=value))
+        return True
+
+    def get_queue(self, name: str) -> bytes | None:
+        self.expire()
+        return self._queues.get(name)
+
+    def list_queues(self) -> dict[str, bytes]:
+        self.expire()
+        return {name: self._queues[name] for name in sorted(self._queues)}
+
+    def delete_queue(self, name: str) -> bool:
+        self.expire()
+        if self._queues.pop(name, None) is None:
+            return False
+        self._emit(lambda rev: QueueChanged(revision=rev, name=name, value=None))
+        return True
+
+    # --- drains --------------------------------------------------------------------------------
+    def set_draining(self, node: str, draining: bool) -> None:
+        self.expire()
+        if draining and node not in self._draining:
+            self._draining.add(node)
+            self._revision += 1
+        elif not draining and node in self._draining:
+            self._draining.discard(node)
+            self._revision += 1
+
+    def draining(self) -> set[str]:
+        self.expire()
+        return set(self._draining)
+
     # --- watches -------------------------------------------------------------------------------
-    def watch(self, start_revision: int, callback: Callable[[WatchEvent], None]) -> _Watch:
+    def watch(
+        self,
+        start_revision: int,
+        callback: Callable[[WatchEvent], None],
+        *,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> _Watch:
+        """See :meth:`Coordinator.watch`; ``on_error`` is never called here."""
         oldest = self._history[0].revision if self._history else self._revision + 1
         if start_revision < self._revision and start_revision + 1 < oldest:
             raise Compacted(f"revision {start_revision} is compacted (oldest {oldest})")
