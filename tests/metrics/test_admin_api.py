@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -41,6 +42,8 @@ def test_openapi_document_is_served(http: Any, openapi: Any) -> None:
         ("POST", "/api/v1/queues/{name}/messages"),
         ("POST", "/api/v1/queues/{name}/purge"),
         ("POST", "/api/v1/queues/{name}/redrive"),
+        ("GET", "/api/v1/queues/{name}/history"),
+        ("GET", "/api/v1/history"),
         ("GET", "/api/v1/node"),
         ("GET", "/api/v1/openapi.json"),
     }
@@ -170,6 +173,33 @@ def test_redrive_dead_letter_queue(http: Any, openapi: Any, sqs: Any) -> None:
     assert detail(http, openapi, "elsewhere")["stats"]["visible"] == 1
 
 
+def test_history(http: Any, openapi: Any, sqs: Any) -> None:
+    url = make_queue(sqs, "sampled")
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+    path = f"{QUEUES}/sampled/history"
+    deadline = time.monotonic() + 15  # the node samples every 5 s
+    while True:
+        status, body = http.json("GET", path)
+        openapi.check("GET", "/api/v1/queues/{name}/history", status, body)
+        assert status == 200 and body["queue"] == "sampled"
+        if body["points"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["interval_s"] == 5 and body["points_max"] == 180
+    last = body["points"][-1]
+    assert (last["messages"], last["visible"], last["bytes"]) == (3, 3, 6)
+    status, newer = http.json("GET", f"{path}?since_ms={last['t_ms']}")
+    assert status == 200 and all(p["t_ms"] > last["t_ms"] for p in newer["points"])
+    status, every = http.json("GET", "/api/v1/history")
+    openapi.check("GET", "/api/v1/history", status, every)
+    names = [q["queue"] for q in every["queues"]]
+    assert "sampled" in names and names == sorted(names)
+    status, err = http.json("GET", f"{QUEUES}/missing/history")
+    openapi.check("GET", "/api/v1/queues/{name}/history", status, err)
+    assert status == 404 and err["error"]["code"] == "QueueDoesNotExist"
+
+
 BAD_REQUESTS = [
     # (method, path, json body or raw bytes, content type, status, error code)
     ("GET", f"{QUEUES}/missing", None, None, 404, "QueueDoesNotExist"),
@@ -243,6 +273,10 @@ BAD_REQUESTS = [
         "InvalidParameterValue",
     ),
     ("POST", f"{QUEUES}/victim/redrive", {"max_messages": 0}, None, 400, "InvalidParameterValue"),
+    ("GET", f"{QUEUES}/victim/history?since_ms=-1", None, None, 400, "InvalidParameterValue"),
+    ("GET", f"{QUEUES}/victim/history?since_ms=x", None, None, 400, "InvalidParameterValue"),
+    ("GET", "/api/v1/history?since_ms=1.5", None, None, 400, "InvalidParameterValue"),
+    ("POST", f"{QUEUES}/victim/history", None, None, 405, "MethodNotAllowed"),
     ("GET", f"{QUEUES}/victim/purge", None, None, 405, "MethodNotAllowed"),
     ("DELETE", f"{QUEUES}/victim", None, None, 405, "MethodNotAllowed"),
     ("GET", "/api/v1/nothing", None, None, 404, "NotFound"),

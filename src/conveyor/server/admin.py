@@ -8,6 +8,8 @@
     POST /api/v1/queues/{name}/messages    send one message
     POST /api/v1/queues/{name}/purge       delete every message
     POST /api/v1/queues/{name}/redrive     move a dead-letter queue's messages back
+    GET  /api/v1/queues/{name}/history     the last 15 minutes (?since_ms=T: newer points)
+    GET  /api/v1/history                   the same for every queue
     GET  /api/v1/node                      node id, version, uptime, data dir, fsync
     GET  /api/v1/openapi.json              the OpenAPI 3.1 document of all this
 
@@ -25,7 +27,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
@@ -34,6 +36,7 @@ from conveyor.broker.aio import AsyncBroker
 from conveyor.metrics import Metrics, QueueSample
 from conveyor.queue import QueueConfig
 from conveyor.server.admin_spec import OPENAPI
+from conveyor.server.history import History, HistoryPoint
 from conveyor.server.http import Request, Response
 from conveyor.server.settings import Settings
 from conveyor.types import Message, MessageAttribute
@@ -167,6 +170,17 @@ class RedriveOut(msgspec.Struct, kw_only=True):
     moved: int
 
 
+class QueueHistoryOut(msgspec.Struct, kw_only=True):
+    queue: str
+    interval_s: float
+    points_max: int
+    points: list[HistoryPoint]  # oldest first
+
+
+class HistoryOut(msgspec.Struct):
+    queues: list[QueueHistoryOut]
+
+
 class NodeOut(msgspec.Struct, kw_only=True):
     node_id: str
     version: str
@@ -234,10 +248,17 @@ Handler = Callable[[Request, list[str]], Awaitable[Response]]
 
 
 class AdminApi:
-    def __init__(self, broker: AsyncBroker, metrics: Metrics, node: NodeView) -> None:
+    def __init__(
+        self,
+        broker: AsyncBroker,
+        metrics: Metrics,
+        node: NodeView,
+        history: History | None = None,
+    ) -> None:
         self.broker = broker
         self.metrics = metrics
         self.node = node
+        self.history = History() if history is None else history  # fed by the node
         self.started_ms = time.time_ns() // 1_000_000
         self._started = time.monotonic()
         self._spec = msgspec.json.encode(OPENAPI)
@@ -249,6 +270,8 @@ class AdminApi:
             (("queues", None, "messages"), "POST"): ("SendMessage", self._send),
             (("queues", None, "purge"), "POST"): ("PurgeQueue", self._purge),
             (("queues", None, "redrive"), "POST"): ("RedriveQueue", self._redrive),
+            (("queues", None, "history"), "GET"): ("GetQueueHistory", self._queue_history),
+            (("history",), "GET"): ("GetHistory", self._history),
             (("node",), "GET"): ("GetNode", self._node),
             (("openapi.json",), "GET"): ("GetOpenApi", self._openapi),
         }
@@ -257,6 +280,8 @@ class AdminApi:
         action = "Unknown"
         try:
             action, handler, args = self._route(req)
+            if req.method != "GET":
+                _check_same_origin(req)
             resp = await handler(req, args)
             code = "OK"
         except _HttpError as exc:
@@ -422,6 +447,26 @@ class AdminApi:
         moved = await self.broker.redrive(name, body.destination, body.max_messages)
         return _json(200, RedriveOut(queue=name, destination=body.destination, moved=moved))
 
+    async def _queue_history(self, req: Request, args: list[str]) -> Response:
+        since_ms = _since_ms(req)
+        name = args[0]
+        await self.broker.get_queue(name)  # 404 for an unknown queue
+        return _json(200, self._queue_history_out(name, since_ms))
+
+    async def _history(self, req: Request, args: list[str]) -> Response:
+        since_ms = _since_ms(req)
+        names = self.history.queues()
+        return _json(200, HistoryOut([self._queue_history_out(n, since_ms) for n in names]))
+
+    def _queue_history_out(self, name: str, since_ms: int) -> QueueHistoryOut:
+        h = self.history
+        return QueueHistoryOut(
+            queue=name,
+            interval_s=h.interval_s,
+            points_max=h.points_max,
+            points=h.points(name, since_ms),
+        )
+
     async def _node(self, req: Request, args: list[str]) -> Response:
         s = self.node.settings
         sync = self.broker.sync
@@ -459,6 +504,38 @@ def _decode(req: Request, type: type[_T], *, required: bool) -> _T | None:
         raise errors.InvalidParameterValue(f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise _HttpError(400, "MalformedJson", f"the body is not valid JSON: {exc}") from None
+
+
+def _check_same_origin(req: Request) -> None:
+    """Refuse a change asked for by a web page of another site (CSRF): the API has no
+    authentication, so without this any page the operator visits could make the
+    browser send, say, a purge to 127.0.0.1. Browsers name the page's origin in the
+    ``Origin`` header; other clients (SDKs, curl) send none and are not affected."""
+    origin = req.headers.get("origin")
+    if origin is None:
+        return
+    hosts = {req.headers.get("host", "")}
+    hosts.update(h.strip() for h in req.headers.get("x-forwarded-host", "").split(","))
+    hosts.discard("")
+    if origin == "null" or urlsplit(origin).netloc.lower() not in {h.lower() for h in hosts}:
+        raise errors.AccessDenied(
+            f"a page from {origin} may not change this node: the admin API accepts "
+            "changes only from its own pages (the console) and from clients that are "
+            "not browsers"
+        )
+
+
+def _since_ms(req: Request) -> int:
+    """The ``since_ms`` query parameter: only points taken after it (default 0: all)."""
+    values = parse_qs(req.query, keep_blank_values=True).get("since_ms")
+    if values is None:
+        return 0
+    text = values[-1]
+    if not text.isascii() or not text.isdecimal() or len(text) > 16:
+        raise errors.InvalidParameterValue(
+            f"since_ms must be a non-negative integer (ms since the epoch), got {text!r}"
+        )
+    return int(text)
 
 
 def _stats(sample: QueueSample) -> StatsOut:

@@ -47,6 +47,7 @@ def _errors(*statuses: str) -> dict[str, Any]:
 
 _ERROR_NAMES = {
     "400": "BadRequest",
+    "403": "Forbidden",
     "404": "NotFound",
     "405": "MethodNotAllowed",
     "409": "Conflict",
@@ -57,6 +58,9 @@ _ERROR_NAMES = {
 _ERROR_TEXT = {
     "400": "Bad input (code names what: InvalidParameterValue, MissingParameter, "
     "MalformedJson, MessageTooLong, ...). Nothing was changed.",
+    "403": "A web page of another origin asked for a change (AccessDenied): browsers may "
+    "change the node only from its own pages. Clients that send no Origin header are not "
+    "affected.",
     "404": "No such queue (QueueDoesNotExist) or resource (NotFound).",
     "405": "The path exists but not with this method (MethodNotAllowed); see Allow.",
     "409": "Conflicts with the queue's state (PurgeQueueInProgress: one purge per 60 s).",
@@ -64,6 +68,20 @@ _ERROR_TEXT = {
     "429": "The queue is at its max depth and its overflow policy is reject (QueueFull); "
     "retry later.",
     "503": "The node cannot serve this now (Unavailable); retry later.",
+}
+
+_RATE_TEXT = (
+    "Per second since the previous point; null on a queue's first point and after its "
+    "counters were reset."
+)
+_rate = _nullable({**_NUM, "description": _RATE_TEXT})
+_since_param = {
+    "name": "since_ms",
+    "in": "query",
+    "required": False,
+    "description": "Only points taken after this time (ms since the epoch): what a poller "
+    "has not seen yet. Default 0: every point kept.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_999, "default": 0},
 }
 
 _queue_param = {
@@ -244,6 +262,37 @@ _schemas: dict[str, Any] = {
         required=[],
     ),
     "RedriveResult": _obj({"queue": _STR, "destination": _nullable(_STR), "moved": _INT}),
+    "HistoryPoint": _obj(
+        {
+            "t_ms": {**_INT, "description": "When the sample was taken, ms since the epoch."},
+            "messages": _INT,
+            "visible": _INT,
+            "inflight": _INT,
+            "delayed": _INT,
+            "bytes": _INT,
+            "oldest_age_s": _NUM,
+            "sent_per_s": _rate,
+            "received_per_s": _rate,
+            "deleted_per_s": _rate,
+            "redelivered_per_s": _rate,
+            "dead_lettered_per_s": _rate,
+            "expired_per_s": _rate,
+            "redriven_per_s": _rate,
+        }
+    ),
+    "QueueHistory": _obj(
+        {
+            "queue": _STR,
+            "interval_s": {"type": "number", "exclusiveMinimum": 0},
+            "points_max": {"type": "integer", "minimum": 1},
+            "points": {
+                "type": "array",
+                "items": _ref("HistoryPoint"),
+                "description": "Oldest first, one every interval_s, at most points_max.",
+            },
+        }
+    ),
+    "History": _obj({"queues": {"type": "array", "items": _ref("QueueHistory")}}),
     "Node": _obj(
         {
             "node_id": _STR,
@@ -265,8 +314,8 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "Conveyor admin API",
         "version": __version__,
-        "description": "Inspect and operate a Conveyor node: queues and their stats, peek, "
-        "send, purge, dead-letter redrive, node information. Errors are "
+        "description": "Inspect and operate a Conveyor node: queues and their stats, their "
+        "last 15 minutes, peek, send, purge, dead-letter redrive, node information. Errors are "
         '{"error": {"code", "message"}}; a 4xx answer changed nothing.',
     },
     "paths": {
@@ -324,7 +373,7 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     "200": _json_response("Sent (durable).", "SendResult"),
-                    **_errors("400", "404", "415", "429", "503"),
+                    **_errors("400", "403", "404", "415", "429", "503"),
                 },
             },
         },
@@ -335,7 +384,7 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Delete every message in the queue",
                 "responses": {
                     "200": _json_response("Purged.", "PurgeResult"),
-                    **_errors("400", "404", "409", "503"),
+                    **_errors("400", "403", "404", "409", "503"),
                 },
             },
         },
@@ -352,9 +401,34 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     "200": _json_response("Moved.", "RedriveResult"),
-                    **_errors("400", "404", "415", "503"),
+                    **_errors("400", "403", "404", "415", "503"),
                 },
             },
+        },
+        "/api/v1/queues/{name}/history": {
+            "parameters": [_queue_param],
+            "get": {
+                "operationId": "getQueueHistory",
+                "summary": "The queue's last 15 minutes: depth, age, rates",
+                "description": "Sampled by the node every interval_s (5 s), kept in memory "
+                "(points_max points), lost when the node restarts.",
+                "parameters": [_since_param],
+                "responses": {
+                    "200": _json_response("The points, oldest first.", "QueueHistory"),
+                    **_errors("400", "404", "503"),
+                },
+            },
+        },
+        "/api/v1/history": {
+            "get": {
+                "operationId": "getHistory",
+                "summary": "The last 15 minutes of every queue",
+                "parameters": [_since_param],
+                "responses": {
+                    "200": _json_response("Every queue's points, by queue name.", "History"),
+                    **_errors("400", "503"),
+                },
+            }
         },
         "/api/v1/node": {
             "get": {

@@ -33,6 +33,8 @@ from conveyor.broker.broker import Broker
 from conveyor.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.metrics import Metrics
 from conveyor.server.admin import AdminApi
+from conveyor.server.console import Console
+from conveyor.server.history import CountSource, HistorySampler
 from conveyor.server.http import HttpProtocol, Request, Response, start_http
 from conveyor.server.native import NativeProtocol, start_native
 from conveyor.server.settings import FIELDS, Settings, load_settings
@@ -101,6 +103,8 @@ class Node:
         self.native_port = settings.native_port
         self.metrics = Metrics()  # this node's own registry: /metrics
         self._admin: AdminApi | None = None
+        self.console = Console()  # the web console's files, /console/
+        self.sampler: HistorySampler | None = None  # the console's 15 minutes of history
 
     async def start(self) -> None:
         s = self.settings
@@ -109,7 +113,9 @@ class Node:
         self.metrics.set_connections(
             lambda: {"http": len(self._http_conns), "native": len(self._native_conns)}
         )
-        self._admin = AdminApi(self.broker, self.metrics, self)
+        self.sampler = HistorySampler(sync, CountSource(self.metrics.queue_metrics))
+        self.sampler.start()
+        self._admin = AdminApi(self.broker, self.metrics, self, self.sampler.history)
         self._sqs = SqsApi(
             self.broker,
             s,
@@ -150,6 +156,8 @@ class Node:
             return Response(503, b'{"status":"not ready"}')
         if req.path == "/metrics":
             return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        if req.path == "/console" or req.path.startswith("/console/"):
+            return self.console.handle(req)
         if req.path.startswith("/api/") and self._admin is not None:
             return await self._admin.handle(req)
         if self._sqs is not None:
@@ -182,6 +190,8 @@ class Node:
                 log.warning("requests still in flight at the end of the grace period")
         for conn in list(self._native_conns):
             conn.abort()
+        if self.sampler is not None:
+            await self.sampler.stop()
         if self._sqs is not None:
             await self._sqs.close()  # stops move tasks
         if self.broker is not None:
