@@ -80,6 +80,9 @@ def requests(first_id: int = 1) -> list[n.AnyRequest]:
             entries=[n.VisibilityEntry(receipt_handle="rh-1", timeout_s=10)],
         ),
         n.RedriveRequest(id=0, source="orders-dlq", destination="orders", max_messages=10),
+        n.ReplicateRequest(id=0, sender="n2", data=b"\x93\x01\x02\x03"),
+        n.ClusterStatusRequest(id=0),
+        n.DrainNodeRequest(id=0, node="n3"),
         n.PingRequest(id=0),
     ]
     return [_with_id(r, first_id + i) for i, r in enumerate(out)]
@@ -121,6 +124,9 @@ def response_for(request: n.AnyRequest) -> n.AnyResponse:
             id=rid, results=[n.ErrorInfo(code="MessageNotInflight"), None]
         ),
         "redrive": n.RedriveResponse(id=rid, moved=12),
+        "replicate": n.ReplicateResponse(id=rid),
+        "cluster_status": n.ClusterStatusResponse(id=rid, status={"node": "n1", "nodes": []}),
+        "drain_node": n.DrainNodeResponse(id=rid, replicas=3),
         "ping": n.PingResponse(id=rid),
     }
     assert set(samples) == set(n.OPS)

@@ -135,6 +135,7 @@ class Parked:
 
 
 Waits = list[tuple[Partition, int]]  # (partition, offset) pairs to wait durable for
+PartitionFactory = Callable[[QueueMeta, int, Path | None], Partition]
 
 
 @dataclass(slots=True)
@@ -209,13 +210,17 @@ class Broker:
         segment_bytes_max: int = limits.segment_bytes_max,
         secret: bytes | None = None,
         metrics: Metrics | None = None,
+        partition_factory: PartitionFactory | None = None,
     ) -> None:
+        """``partition_factory`` opens partitions in cluster mode (replicated logs);
+        without it each partition is a local log."""
         if fsync not in ("always", "interval", "never"):
             raise ValueError("fsync must be 'always', 'interval' or 'never'")
         self.fsync = fsync
         self.metrics = Metrics() if metrics is None else metrics
         self._clock = clock
         self._segment_bytes_max = segment_bytes_max
+        self._partition_factory = partition_factory
         self._closed = False
         self._polls_ended = False  # end_long_polls(): waiting receives answer at once
         self._id_prefix = secrets.token_hex(8)
@@ -289,7 +294,7 @@ class Broker:
             for part in q.partitions:
                 with q.lock:
                     offset, data = part.snapshot()
-                if offset != part.checkpoint_offset:
+                if offset != part.checkpoint_offset and self._may_checkpoint(part, offset):
                     part.save_checkpoint(offset, data)
                 part.close()
         if self._lock_fd is not None:
@@ -315,6 +320,16 @@ class Broker:
         return self._clock()
 
     def _open_queue(self, meta: QueueMeta) -> _Queue:
+        factory = self._partition_factory
+        if factory is not None:
+            parts = [
+                factory(meta, i, self._catalog.partition_dir(meta, i))
+                for i in range(meta.config.partitions)
+            ]
+            q = _Queue(meta, parts, self.metrics.queue(meta.name, len(parts)))
+            self._queues[meta.name] = q
+            self._by_uid[meta.uid] = q
+            return q
         parts = [
             Partition.open(
                 i,
@@ -398,6 +413,54 @@ class Broker:
             self._catalog.put(meta)
         log.info("queue created", extra={"queue": name, "uid": meta.uid})
         return self._info(q, with_stats=False), True
+
+    # ------------------------------------------------------------------ cluster catalog
+    def adopt_queue(self, meta: QueueMeta) -> bool:
+        """Cluster mode: open a queue the coordinator's catalog names, with its uid.
+
+        Replaces the metadata of a queue already open under that uid (attributes or tags
+        changed); returns True when the queue was opened here now."""
+        with self._catalog_lock:
+            if self._closed:
+                raise errors.Unavailable("the broker is closed")
+            existing = self._queues.get(meta.name)
+            if existing is not None and existing.meta.uid == meta.uid:
+                if existing.meta != meta:
+                    with existing.lock:
+                        existing.meta = meta
+                        for part in existing.partitions:
+                            part.state.dedup_scope = meta.config.dedup_scope
+                    self._catalog.put(meta)
+                return False
+            if existing is not None:
+                self._drop_locked(existing)
+            self._open_queue(meta)
+            self._catalog.put(meta)
+        log.info("queue adopted", extra={"queue": meta.name, "uid": meta.uid})
+        return True
+
+    def drop_queue(self, name: str) -> None:
+        """Cluster mode: close a queue the catalog no longer names here, delete its data."""
+        with self._catalog_lock:
+            q = self._queues.get(name)
+            if q is not None:
+                self._drop_locked(q)
+
+    def _drop_locked(self, q: _Queue) -> None:
+        with q.lock:
+            q.deleted = True
+            q.wake()
+        del self._queues[q.name]
+        del self._by_uid[q.meta.uid]
+        for part in q.partitions:
+            part.close()
+        self._catalog.remove(q.name)
+        self.metrics.forget_queue(q.name)
+        log.info("queue dropped", extra={"queue": q.name, "uid": q.meta.uid})
+
+    def local_metas(self) -> list[QueueMeta]:
+        """The metadata of every queue open on this node."""
+        return [q.meta for q in list(self._queues.values())]
 
     def get_queue(self, name: str) -> QueueInfo:
         return self._info(self._queue(name), with_stats=True)
@@ -859,7 +922,11 @@ class Broker:
         out: list[Message] = []
         with self._locked(q):
             for part in q.partitions:
+                # a cluster leader has applied sends that may not be committed yet
+                committed = part.log.durable_offset if part.replicated else None
                 for view in part.state.peek(max_messages):
+                    if committed is not None and view.offset >= committed:
+                        break
                     rec = part.read_append(view.offset)
                     out.append(
                         self._message(
@@ -1124,22 +1191,33 @@ class Broker:
         snaps: list[tuple[Partition, int, bytes]] = []
         with self._locked(q):
             for part in q.partitions:
+                if not part.writable:
+                    continue  # a follower: its leader writes the expiries
                 recs = part.state.decide_expire(now, retention_ms)
                 if recs:
                     waits.append((part, part.commit(list(recs), now)))
                     q.m.partitions[part.index].expired_retention += _expired(recs)
+            for part in q.partitions:
                 if part.records_since_checkpoint() >= limits.checkpoint_interval_records:
                     offset, data = part.snapshot()
-                    snaps.append((part, offset, data))
+                    if self._may_checkpoint(part, offset):
+                        snaps.append((part, offset, data))
         for part, off in waits:
             part.wait_durable(off)
         for part, offset, data in snaps:
             part.save_checkpoint(offset, data)
-            with self._locked(q):
-                part.compact(part.state.live_offsets)
+            if not part.replicated:
+                with self._locked(q):
+                    part.compact(part.state.live_offsets)
         for part in q.partitions:
-            if part.state.moving:
+            if part.state.moving and part.writable:
                 self._complete_moves(q, part, sorted(part.state.moving))
+
+    @staticmethod
+    def _may_checkpoint(part: Partition, offset: int) -> bool:
+        """A replicated partition checkpoints committed state only: a leader's state runs
+        ahead of its commit point, and what is past it may still be cut away."""
+        return not part.replicated or offset < part.log.durable_offset
 
     def checkpoint(self) -> None:
         """Checkpoint and compact every partition now."""
@@ -1147,9 +1225,12 @@ class Broker:
             for part in q.partitions:
                 with self._locked(q):
                     offset, data = part.snapshot()
+                if not self._may_checkpoint(part, offset):
+                    continue
                 part.save_checkpoint(offset, data)
-                with self._locked(q):
-                    part.compact(part.state.live_offsets)
+                if not part.replicated:
+                    with self._locked(q):
+                        part.compact(part.state.live_offsets)
 
     def _maintenance_loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):

@@ -84,6 +84,43 @@ class Partition:
         assert state.next_offset == wal.next_offset, (state.next_offset, wal.next_offset)
         return cls(index, state, wal, store, ckpt_offset)
 
+    @staticmethod
+    def load_checkpoint(
+        store: CheckpointStore | MemoryCheckpointStore, *, fifo: bool, dedup_scope: str
+    ) -> tuple[PartitionState, int]:
+        """The newest checkpointed state and its offset (``-1`` and an empty state if none)."""
+        latest = store.latest()
+        if latest is None:
+            state = PartitionState(fifo=fifo, dedup_scope=dedup_scope)
+            return state, -1
+        offset, data = latest
+        state = PartitionState.restore(data)
+        state.dedup_scope = dedup_scope
+        return state, offset
+
+    @property
+    def replicated(self) -> bool:
+        """The log is a replicated one (cluster mode): never compacted, committed by ISR."""
+        return hasattr(self.log, "driver")
+
+    @property
+    def writable(self) -> bool:
+        """Appends may succeed here: always on a single node; in a cluster, on the leader."""
+        return bool(getattr(self.log, "writable", True))
+
+    def rebuild_state(self, upto: int) -> None:
+        """Throw the state away and replay it from the checkpoint through ``upto - 1``.
+
+        A leader applies its appends before they commit; when it loses the leadership,
+        records past the commit point may be cut from its log, so its state goes back to
+        the committed prefix. Call under the queue's lock."""
+        fifo, scope = self.state.fifo, self.state.dedup_scope
+        state, offset = self.load_checkpoint(self.checkpoints, fifo=fifo, dedup_scope=scope)
+        for rec in self.log.scan(offset + 1, upto):
+            state.apply(rec.offset, rec.ts_ms, R.decode(rec.type, rec.payload))
+        self.state = state
+        self.checkpoint_offset = offset
+
     # ------------------------------------------------------------------ writes
     def commit(self, records: list[R.Record], now: int) -> int:
         """Append ``records`` stamped with ``now`` and apply them; return the last offset.

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import conveyor.cli.bench as bench
+import conveyor.cli.cluster as cluster
 import conveyor.cli.dlq as dlq
 import conveyor.cli.messages as messages
 import conveyor.cli.queues as queues
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.register(sub, common)
     storage.register(sub, common)
     bench.register(sub, common)
+    cluster.register(sub, common)
     return parser
 
 

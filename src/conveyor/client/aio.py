@@ -281,6 +281,14 @@ class AsyncClient(calls.ClientOptions):
         p = self._proto
         return p.conn.peer_max_frame_bytes if p is not None else n.frame_bytes_min
 
+    async def request(self, req: n.Request, timeout_s: float | None = None) -> n.Response:
+        """Send one request frame as it is (its id is replaced) and return the answer; an
+        error answer raises its ConveyorError. No retries: for nodes forwarding requests
+        and replication messages to each other."""
+        async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
+            proto = await self._connection()
+            return await proto.request(req)
+
     # ------------------------------------------------------------------ running calls
     async def _run(self, call: calls.Call[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -321,6 +329,15 @@ class AsyncClient(calls.ClientOptions):
     async def ping(self) -> None:
         """One round trip to the server."""
         await self._run(calls.ping())
+
+    async def cluster_status(self) -> dict[str, Any]:
+        """Cluster mode: nodes, partitions, leaders, ISR and lag, as the server sees them."""
+        return await self._run(calls.cluster_status())
+
+    async def drain_node(self, node: str, *, cancel: bool = False) -> int:
+        """Cluster mode: move every replica off ``node`` (``cancel``: stop). Returns how
+        many replicas the node still holds; it may leave once that is 0."""
+        return await self._run(calls.drain_node(node, cancel))
 
     async def create_queue(
         self,

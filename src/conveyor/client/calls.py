@@ -217,6 +217,15 @@ def ping() -> Call[None]:
     return Call(n.PingRequest(id=0), _none)
 
 
+def cluster_status() -> Call[dict[str, Any]]:
+    return Call(n.ClusterStatusRequest(id=0), lambda r: _expect(n.ClusterStatusResponse)(r).status)
+
+
+def drain_node(node: str, cancel: bool) -> Call[int]:
+    req = n.DrainNodeRequest(id=0, node=node, cancel=cancel)
+    return Call(req, lambda r: _expect(n.DrainNodeResponse)(r).replicas)
+
+
 def create_queue(
     name: str, config: Mapping[str, Any] | None, tags: Mapping[str, str] | None
 ) -> Call[bool]:

@@ -400,6 +400,15 @@ class Client(calls.ClientOptions):
         """One round trip to the server."""
         self._run(calls.ping())
 
+    def cluster_status(self) -> dict[str, Any]:
+        """Cluster mode: nodes, partitions, leaders, ISR and lag, as the server sees them."""
+        return self._run(calls.cluster_status())
+
+    def drain_node(self, node: str, *, cancel: bool = False) -> int:
+        """Cluster mode: move every replica off ``node`` (``cancel``: stop). Returns how
+        many replicas the node still holds; it may leave once that is 0."""
+        return self._run(calls.drain_node(node, cancel))
+
     def create_queue(
         self,
         name: str,

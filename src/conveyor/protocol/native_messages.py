@@ -109,6 +109,12 @@ __all__ = [
     "ReceiveResponse",
     "RedriveRequest",
     "RedriveResponse",
+    "ReplicateRequest",
+    "ReplicateResponse",
+    "ClusterStatusRequest",
+    "ClusterStatusResponse",
+    "DrainNodeRequest",
+    "DrainNodeResponse",
     "Request",
     "Response",
     "SendBatchRequest",
@@ -432,6 +438,40 @@ class RedriveResponse(Response, tag="redrive"):
     moved: int
 
 
+# Between nodes --------------------------------------------------------------------------
+class ReplicateRequest(Request, tag="replicate"):
+    """A replication message from node ``sender`` (``conveyor.replication.messages``,
+    msgpack-encoded in ``data``). Only nodes of a cluster send it; the answer is an empty
+    acknowledgement, and the replication protocol's own answer travels as another
+    ReplicateRequest the other way."""
+
+    sender: Annotated[str, Meta(max_length=128)]
+    data: bytes
+
+
+class ReplicateResponse(Response, tag="replicate"):
+    pass
+
+
+class ClusterStatusRequest(Request, tag="cluster_status"):
+    """Nodes, partitions, leaders, ISR and lag, as the answering node sees them."""
+
+
+class ClusterStatusResponse(Response, tag="cluster_status"):
+    status: dict[str, Any]
+
+
+class DrainNodeRequest(Request, tag="drain_node"):
+    """Ask the cluster to move every replica off ``node`` (``cancel``: stop doing so)."""
+
+    node: Annotated[str, Meta(min_length=1, max_length=128)]
+    cancel: bool = False
+
+
+class DrainNodeResponse(Response, tag="drain_node"):
+    replicas: int  # how many replicas the node still holds
+
+
 class PingRequest(Request, tag="ping"):
     pass
 
@@ -458,6 +498,9 @@ AnyRequest: TypeAlias = (
     | ChangeVisibilityRequest
     | ChangeVisibilityBatchRequest
     | RedriveRequest
+    | ReplicateRequest
+    | ClusterStatusRequest
+    | DrainNodeRequest
     | PingRequest
 )
 AnyResponse: TypeAlias = (
@@ -477,6 +520,9 @@ AnyResponse: TypeAlias = (
     | ChangeVisibilityResponse
     | ChangeVisibilityBatchResponse
     | RedriveResponse
+    | ReplicateResponse
+    | ClusterStatusResponse
+    | DrainNodeResponse
     | PingResponse
 )
 # What a client sends (a server decodes); an ErrorResponse only without an id, to say

@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor import __version__
 from conveyor.broker.aio import AsyncBroker
@@ -39,6 +39,9 @@ from conveyor.server.http import HttpProtocol, Request, Response, start_http
 from conveyor.server.native import NativeProtocol, start_native
 from conveyor.server.settings import FIELDS, Settings, load_settings
 from conveyor.server.sqs_api import SqsApi
+
+if TYPE_CHECKING:
+    from conveyor.cluster.node import ClusterNode
 
 log = logging.getLogger("conveyor.server")
 
@@ -105,11 +108,24 @@ class Node:
         self._admin: AdminApi | None = None
         self.console = Console()  # the web console's files, /console/
         self.sampler: HistorySampler | None = None  # the console's 15 minutes of history
+        self.cluster: ClusterNode | None = None  # cluster mode (--cluster)
 
     async def start(self) -> None:
         s = self.settings
-        sync = await asyncio.to_thread(Broker, s.data_dir, fsync=s.fsync, metrics=self.metrics)
+        if s.cluster:
+            from conveyor.cluster.serve import cluster_node
+
+            self.cluster = await asyncio.to_thread(cluster_node, s)
+        factory = self.cluster.partition_factory if self.cluster is not None else None
+        sync = await asyncio.to_thread(
+            Broker, s.data_dir, fsync=s.fsync, metrics=self.metrics, partition_factory=factory
+        )
         self.broker = AsyncBroker(sync)
+        if self.cluster is not None:
+            from conveyor.cluster.routing import RoutedBroker
+
+            # the SQS and admin APIs run each call where its queue is led
+            self.broker = RoutedBroker(self.broker, self.cluster)
         self.metrics.set_connections(
             lambda: {"http": len(self._http_conns), "native": len(self._native_conns)}
         )
@@ -122,16 +138,25 @@ class Node:
             on_request=lambda action, code: self.metrics.request("sqs", action, code),
         )
         self._http, self._http_conns = await start_http(self.handle_http, s.host, s.port)
+        on_native = lambda op, code: self.metrics.request("native", op, code)  # noqa: E731
+        handler = None
+        if self.cluster is not None:
+            from conveyor.cluster.routing import ClusterNativeHandler
+
+            handler = ClusterNativeHandler(self.broker, self.cluster, on_native)
         self._native, self._native_conns = await start_native(
             self.broker,
             s.host,
             s.native_port,
             node_id=sync.node_id,
             max_frame_bytes=s.native_max_frame_bytes,
-            on_request=lambda op, code: self.metrics.request("native", op, code),
+            on_request=on_native,
+            handler=handler,
         )
         self.http_port = self._http.sockets[0].getsockname()[1]
         self.native_port = self._native.sockets[0].getsockname()[1]
+        if self.cluster is not None:
+            await self.cluster.start(sync, self.http_port, self.native_port)
         self.ready = True
         log.info(
             "conveyor started",
@@ -158,6 +183,10 @@ class Node:
             return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
         if req.path == "/console" or req.path.startswith("/console/"):
             return self.console.handle(req)
+        if req.path == "/api/v1/cluster":
+            if self.cluster is None:
+                return Response(404, b'{"error":"NotFound","message":"not in cluster mode"}')
+            return Response(200, json.dumps(self.cluster.status()).encode())
         if req.path.startswith("/api/") and self._admin is not None:
             return await self._admin.handle(req)
         if self._sqs is not None:
@@ -194,6 +223,8 @@ class Node:
             await self.sampler.stop()
         if self._sqs is not None:
             await self._sqs.close()  # stops move tasks
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.broker is not None:
             await self.broker.close()
         log.info(
@@ -276,6 +307,13 @@ _HELP = {
     "native_max_frame_bytes": "largest native-protocol frame accepted",
     "sqs_access_keys": "KEY:SECRET,... pairs; when set, SQS requests must be SigV4-signed "
     "with one of them",
+    "cluster": "etcd://HOST:PORT[,HOST:PORT...]: join the cluster those etcd members "
+    "coordinate (empty: a single node)",
+    "node_id": "this node's name in the cluster, unique in it (required with --cluster)",
+    "advertise": "the host other nodes and clients reach this node at (default: --host)",
+    "replication_factor": "replicas of each partition of a new queue (cluster mode)",
+    "min_insync": "in-sync replicas a write needs before it is acknowledged (cluster mode)",
+    "lease_ttl_ms": "the node's coordinator lease: how soon a dead node's partitions move",
 }
 
 

@@ -113,6 +113,9 @@ class NativeHandler:
             n.ChangeVisibilityBatchRequest: self.change_visibility_batch,
             n.RedriveRequest: self.redrive,
             n.PingRequest: self.ping,
+            n.ReplicateRequest: self.not_clustered,
+            n.ClusterStatusRequest: self.not_clustered,
+            n.DrainNodeRequest: self.not_clustered,
         }
 
     async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
@@ -247,6 +250,9 @@ class NativeHandler:
     async def redrive(self, r: n.RedriveRequest) -> n.Response:
         moved = await self.broker.redrive(r.source, r.destination, r.max_messages)
         return n.RedriveResponse(id=r.id, moved=moved)
+
+    async def not_clustered(self, r: n.Request) -> n.Response:
+        raise errors.UnsupportedOperation(f"{r.OP}: this node is not in cluster mode")
 
     async def ping(self, r: n.PingRequest) -> n.Response:
         return n.PingResponse(id=r.id)
@@ -404,8 +410,11 @@ async def start_native(
     node_id: str,
     max_frame_bytes: int,
     on_request: Callable[[str, str], None] | None = None,
+    handler: NativeHandler | None = None,
 ) -> tuple[asyncio.Server, set[NativeProtocol]]:
-    handler = NativeHandler(broker, on_request)
+    """Listen for native connections; ``handler`` replaces the single-node one."""
+    if handler is None:
+        handler = NativeHandler(broker, on_request)
     connections: set[NativeProtocol] = set()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

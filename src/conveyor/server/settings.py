@@ -33,6 +33,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # SQS access key id -> secret key. Empty: any credentials are accepted (local mode);
     # else SigV4 signatures are verified. A 12-digit key id names the caller's account.
     sqs_access_keys: dict[str, str] = msgspec.field(default_factory=dict)
+    # cluster mode: etcd endpoints as etcd://HOST:PORT[,HOST:PORT...]; empty: one node
+    cluster: str = ""
+    node_id: str = ""  # default: the node id kept in the data directory
+    advertise: str = ""  # host other nodes and clients reach this node at (default: host)
+    replication_factor: int = 3
+    min_insync: int = 2
+    lease_ttl_ms: int = 3_000
 
 
 FIELDS = {name: Settings.__annotations__[name] for name in Settings.__struct_fields__}

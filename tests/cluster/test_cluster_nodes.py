@@ -1,0 +1,485 @@
+"""Three Conveyor nodes and a real etcd, as subprocesses on loopback.
+
+A queue with replication factor 3: every node answers (requests go to the leader), a
+SIGKILL of the leader under load loses nothing that was acknowledged, and the clients
+carry on against the new leader within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import conveyor
+from conveyor import errors
+from conveyor.testing import ServerProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+LEASE_TTL_MS = 2_000
+
+
+def _need_etcd() -> None:
+    if shutil.which("etcd") is None:
+        message = "etcd is not installed (./scripts/install installs Debian's etcd-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[object]:
+    _need_etcd()
+    from conveyor.coordination.etcd_server import EtcdServer
+
+    server = EtcdServer(tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Cluster:
+    def __init__(self, root: Path, etcd_endpoint: str, size: int) -> None:
+        self.nodes = {
+            f"n{i}": ServerProcess(
+                root / f"n{i}",
+                cluster=f"etcd://{etcd_endpoint}",
+                node_id=f"n{i}",
+                lease_ttl_ms=LEASE_TTL_MS,
+                start_timeout_s=30.0,
+            )
+            for i in range(1, size + 1)
+        }
+
+    def start(self) -> None:
+        for node in self.nodes.values():
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.kill()
+
+    def status(self, via: str) -> dict[str, object]:
+        url = self.nodes[via].http_url + "/api/v1/cluster"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            data: dict[str, object] = json.loads(resp.read())
+        return data
+
+    def leader(self, queue: str, via: str) -> str | None:
+        for p in self.status(via)["partitions"]:  # type: ignore[attr-defined]
+            if p["queue"] == queue:
+                return p["leader"]  # type: ignore[no-any-return]
+        return None
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, etcd: object) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _wait(predicate: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_any_node_answers_and_replicas_agree(cluster: Cluster) -> None:
+    addresses = [n.native_address for n in cluster.nodes.values()]
+    with conveyor.Client(addresses[0]) as admin:
+        admin.create_queue("orders", {"visibility_timeout_s": 30})
+    sent = set()
+    for i, address in enumerate(addresses * 5):
+        with conveyor.Client(address) as client:
+            body = f"order {i}"
+            client.send("orders", body)
+            sent.add(body)
+    status = cluster.status("n2")
+    (part,) = [p for p in status["partitions"] if p["queue"] == "orders"]  # type: ignore[attr-defined]
+    assert sorted(part["replicas"]) == ["n1", "n2", "n3"]
+    assert sorted(part["isr"]) == ["n1", "n2", "n3"]
+    got = set()
+    with conveyor.Client(addresses[2]) as client:
+        while len(got) < len(sent):
+            batch = client.receive("orders", max_messages=10, wait_s=1)
+            assert batch, f"only {len(got)} of {len(sent)} came back"
+            for m in batch:
+                got.add(m.text)
+                client.delete("orders", m.receipt_handle)
+    assert got == sent
+
+    # every replica holds the same committed log
+    def caught_up() -> bool:
+        ends = set()
+        for name in cluster.nodes:
+            (p,) = [
+                p
+                for p in cluster.status(name)["partitions"]  # type: ignore[attr-defined]
+                if p["queue"] == "orders"
+            ]
+            ends.add((p["local"]["log_end"], p["local"]["commit"]))
+        return len(ends) == 1
+
+    _wait(caught_up, 10, "the replicas to agree")
+
+
+def test_leader_killed_under_load_loses_nothing_acknowledged(cluster: Cluster) -> None:
+    names = list(cluster.nodes)
+    with conveyor.Client(cluster.nodes[names[0]].native_address) as admin:
+        admin.create_queue("jobs", {"visibility_timeout_s": 60})
+    leader = cluster.leader("jobs", names[0])
+    assert leader is not None
+    survivors = [n for n in names if n != leader]
+
+    acked: list[str] = []
+    acked_lock = threading.Lock()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def produce(worker: int) -> None:
+        address = cluster.nodes[survivors[worker % len(survivors)]].native_address
+        with conveyor.Client(address, timeout_s=30) as client:
+            i = 0
+            while not stop.is_set() and i < 400:
+                body = f"job {worker}-{i}"
+                try:
+                    client.send("jobs", body)
+                except errors.ConveyorError:
+                    continue  # outcome unknown: not acknowledged, may still arrive
+                except Exception as exc:  # pragma: no cover - reported below
+                    failures.append(exc)
+                    return
+                with acked_lock:
+                    acked.append(body)
+                i += 1
+
+    producers = [threading.Thread(target=produce, args=(w,)) for w in range(3)]
+    for t in producers:
+        t.start()
+    _wait(lambda: len(acked) >= 100, 30, "100 acknowledged sends before the kill")
+    killed_at = time.monotonic()
+    cluster.nodes[leader].kill()
+    count_at_kill = len(acked)
+    _wait(lambda: len(acked) >= count_at_kill + 50, 30, "sends acknowledged after the kill")
+    recovered_s = time.monotonic() - killed_at
+    stop.set()
+    for t in producers:
+        t.join(60)
+    assert not failures, failures
+    assert recovered_s < 15, recovered_s
+
+    new_leader = cluster.leader("jobs", survivors[0])
+    assert new_leader in survivors
+    got: set[str] = set()
+    with conveyor.Client(cluster.nodes[survivors[1]].native_address, timeout_s=30) as client:
+        empty = 0
+        while empty < 2:
+            batch = client.receive("jobs", max_messages=10, wait_s=1)
+            if not batch:
+                empty += 1
+                continue
+            for m in batch:
+                got.add(m.text)
+            client.delete_batch("jobs", [m.receipt_handle for m in batch])
+    missing = set(acked) - got
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
+
+
+def test_sqs_api_on_every_node(cluster: Cluster) -> None:
+    import boto3
+
+    clients = {
+        name: boto3.client(
+            "sqs",
+            endpoint_url=node.http_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        for name, node in cluster.nodes.items()
+    }
+    url = clients["n2"].create_queue(QueueName="emails")["QueueUrl"]
+    leader = cluster.leader("emails", "n1")
+    others = [name for name in clients if name != leader]
+    for name in clients:
+        clients[name].send_message(QueueUrl=url, MessageBody=f"from {name}")
+    clients[others[0]].set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "45"})
+    attrs = clients[others[1]].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    assert attrs["Attributes"]["VisibilityTimeout"] == "45"
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "3"
+    got = []
+    while len(got) < 3:
+        resp = clients[others[1]].receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for m in resp.get("Messages", []):
+            got.append(m["Body"])
+            clients[others[0]].delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(got) == sorted(f"from {name}" for name in clients)
+    # each node names the queue by its own address
+    (listed,) = clients["n3"].list_queues()["QueueUrls"]
+    assert listed == cluster.nodes["n3"].http_url + "/000000000000/emails"
+
+
+def test_paused_leader_is_fenced(cluster: Cluster) -> None:
+    """SIGSTOP the leader past its lease: a new leader takes over; when the old one
+    wakes it acknowledges nothing more, and every acknowledged message is there."""
+    import signal
+
+    names = list(cluster.nodes)
+    with conveyor.Client(cluster.nodes[names[0]].native_address) as admin:
+        admin.create_queue("payments", {"visibility_timeout_s": 60})
+    leader = cluster.leader("payments", names[0])
+    assert leader is not None
+    others = [n for n in names if n != leader]
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def produce(address: str, tag: str) -> None:
+        with conveyor.Client(address, timeout_s=20) as client:
+            i = 0
+            while not stop.is_set():
+                body = f"{tag}-{i}"
+                i += 1
+                try:
+                    client.send("payments", body)
+                except errors.ConveyorError:
+                    continue
+                with lock:
+                    acked.append(body)
+
+    threads = [
+        # one producer talks to the leader itself, one to another node
+        threading.Thread(target=produce, args=(cluster.nodes[leader].native_address, "direct")),
+        threading.Thread(target=produce, args=(cluster.nodes[others[0]].native_address, "routed")),
+    ]
+    for t in threads:
+        t.start()
+    _wait(lambda: len(acked) >= 50, 30, "sends before the pause")
+    old = cluster.nodes[leader]
+    os.kill(old.pid, signal.SIGSTOP)
+    try:
+        _wait(lambda: cluster.leader("payments", others[0]) in others, 20, "a new leader")
+        count = len(acked)
+        _wait(lambda: len(acked) >= count + 20, 30, "sends to the new leader")
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    time.sleep(2)  # the old leader wakes up with requests in flight
+    stop.set()
+    for t in threads:
+        t.join(60)
+    status = cluster.status(leader)
+    (part,) = [p for p in status["partitions"] if p["queue"] == "payments"]  # type: ignore[attr-defined]
+    assert part["local"]["role"] != "leader"
+    got: set[str] = set()
+    with conveyor.Client(cluster.nodes[others[1]].native_address, timeout_s=30) as client:
+        empty = 0
+        while empty < 2:
+            batch = client.receive("payments", max_messages=10, wait_s=1)
+            if not batch:
+                empty += 1
+                continue
+            got.update(m.text for m in batch)
+            client.delete_batch("payments", [m.receipt_handle for m in batch])
+    missing = set(acked) - got
+    assert not missing, f"{len(missing)} acknowledged messages lost: {sorted(missing)[:5]}"
+
+
+class _Load:
+    """Producers sending through the given nodes until stopped; what was acknowledged."""
+
+    def __init__(self, cluster: Cluster, queue: str, via: list[str]) -> None:
+        self.acked: list[str] = []
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(cluster.nodes[name].native_address, i, queue))
+            for i, name in enumerate(via)
+        ]
+
+    def _run(self, address: str, worker: int, queue: str) -> None:
+        with conveyor.Client(address, timeout_s=30) as client:
+            i = 0
+            while not self._stop.is_set():
+                body = f"{queue}-{worker}-{i}"
+                i += 1
+                try:
+                    client.send(queue, body)
+                except errors.ConveyorError:
+                    with self._lock:
+                        self.errors += 1
+                    continue
+                with self._lock:
+                    self.acked.append(body)
+                time.sleep(0.005)
+
+    def __enter__(self) -> _Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+
+def _drain_queue(address: str, queue: str) -> set[str]:
+    got: set[str] = set()
+    with conveyor.Client(address, timeout_s=30) as client:
+        empty = 0
+        while empty < 2:
+            batch = client.receive(queue, max_messages=10, wait_s=1)
+            if not batch:
+                empty += 1
+                continue
+            got.update(m.text for m in batch)
+            client.delete_batch(queue, [m.receipt_handle for m in batch])
+    return got
+
+
+def _replicas(cluster: Cluster, via: str) -> dict[str, int]:
+    return {n["id"]: n["replicas"] for n in cluster.status(via)["nodes"]}  # type: ignore[attr-defined]
+
+
+def test_node_added_under_load_gets_replicas(
+    cluster: Cluster, etcd: object, tmp_path: Path
+) -> None:
+    queues = ["q1", "q2", "q3"]
+    with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
+        for q in queues:
+            admin.create_queue(q)
+    with _Load(cluster, "q1", ["n2", "n3"]) as load:
+        _wait(lambda: len(load.acked) >= 50, 30, "load before the new node")
+        n4 = ServerProcess(
+            tmp_path / "n4",
+            cluster=f"etcd://{etcd.endpoint}",  # type: ignore[attr-defined]
+            node_id="n4",
+            lease_ttl_ms=LEASE_TTL_MS,
+            start_timeout_s=30.0,
+        )
+        cluster.nodes["n4"] = n4
+        n4.start()
+        # 9 replicas over 4 nodes, each partition back to 3 in-sync replicas
+        _wait(
+            lambda: (
+                sorted(_replicas(cluster, "n1").values()) == [2, 2, 2, 3]
+                and all(
+                    sorted(p["isr"]) == sorted(p["replicas"]) and len(p["replicas"]) == 3
+                    for p in cluster.status("n1")["partitions"]  # type: ignore[attr-defined]
+                )
+            ),
+            60,
+            "the moves to finish",
+        )
+        assert _replicas(cluster, "n1")["n4"] >= 2
+        count = len(load.acked)
+        _wait(lambda: len(load.acked) >= count + 20, 30, "load after the moves")
+    got = _drain_queue(cluster.nodes["n4"].native_address, "q1")
+    missing = set(load.acked) - got
+    assert not missing, f"{len(missing)} acknowledged messages lost"
+
+
+def test_drained_node_leaves_with_nothing_lost(
+    cluster: Cluster, etcd: object, tmp_path: Path
+) -> None:
+    n4 = ServerProcess(
+        tmp_path / "n4",
+        cluster=f"etcd://{etcd.endpoint}",  # type: ignore[attr-defined]
+        node_id="n4",
+        lease_ttl_ms=LEASE_TTL_MS,
+        start_timeout_s=30.0,
+    )
+    cluster.nodes["n4"] = n4
+    n4.start()
+    with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
+        for q in ("d1", "d2"):
+            admin.create_queue(q)
+    held = _replicas(cluster, "n1")
+    victim = max(held, key=lambda n: (held[n], n))
+    assert held[victim] >= 1
+    senders = [n for n in cluster.nodes if n != victim][:2]
+    with _Load(cluster, "d1", senders) as load:
+        _wait(lambda: len(load.acked) >= 50, 30, "load before the drain")
+        with conveyor.Client(cluster.nodes[senders[0]].native_address) as admin:
+            assert admin.drain_node(victim) >= 1
+            _wait(lambda: admin.drain_node(victim) == 0, 90, f"{victim} to hold no replica")
+        count = len(load.acked)
+        _wait(lambda: len(load.acked) >= count + 20, 30, "load after the drain")
+    assert cluster.nodes[victim].terminate() == 0
+    got = _drain_queue(cluster.nodes[senders[1]].native_address, "d1")
+    missing = set(load.acked) - got
+    assert not missing, f"{len(missing)} acknowledged messages lost"
+
+
+def test_etcd_restart_does_not_stop_the_data_plane(tmp_path: Path, etcd: object) -> None:
+    """etcd down for less than a lease: leaders keep their leases and keep serving."""
+    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
+    for node in c.nodes.values():
+        node.settings["lease_ttl_ms"] = 8_000
+    try:
+        c.start()
+        with conveyor.Client(c.nodes["n1"].native_address) as admin:
+            admin.create_queue("steady")
+        with _Load(c, "steady", ["n1", "n2", "n3"]) as load:
+            _wait(lambda: len(load.acked) >= 30, 30, "load before etcd stops")
+            etcd.kill()  # type: ignore[attr-defined]
+            count, errors_before = len(load.acked), load.errors
+            _wait(lambda: len(load.acked) >= count + 30, 20, "sends while etcd is down")
+            assert load.errors == errors_before
+            etcd.start()  # type: ignore[attr-defined]
+            count = len(load.acked)
+            _wait(lambda: len(load.acked) >= count + 30, 30, "sends after etcd is back")
+        # the control plane works again: a new queue, served at once
+        with conveyor.Client(c.nodes["n2"].native_address) as admin:
+            admin.create_queue("after-etcd")
+            admin.send("after-etcd", "hello")
+        got = _drain_queue(c.nodes["n3"].native_address, "steady")
+        assert not set(load.acked) - got
+    finally:
+        c.stop()
+
+
+def test_writes_refused_below_min_insync_reads_go_on(cluster: Cluster) -> None:
+    with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
+        admin.create_queue("strict")
+        admin.send("strict", "before")
+    leader = cluster.leader("strict", "n1")
+    followers = [n for n in cluster.nodes if n != leader]
+    for name in followers:
+        cluster.nodes[name].kill()
+    assert leader is not None
+    with conveyor.Client(cluster.nodes[leader].native_address, timeout_s=8) as client:
+        # the ISR shrinks to the leader alone: below min_insync 2, sends are refused
+        def refused() -> bool:
+            try:
+                client.send("strict", "after")
+            except errors.Unavailable as exc:
+                return "min_insync" in str(exc) or "in-sync" in str(exc)
+            except errors.ConveyorError:
+                return False
+            return False
+
+        _wait(refused, 30, "sends to be refused")
+        # what was committed can still be read
+        (msg,) = client.peek("strict")
+        assert msg.text == "before"
