@@ -43,6 +43,21 @@ class Receipt(NamedTuple):
     receive_count: int
 
 
+def partition_of(handle: str) -> int | None:
+    """The partition a handle names, unauthenticated (for routing it to the node that
+    leads that partition, which then checks it); None if it is not a handle at all."""
+    if not isinstance(handle, str) or len(handle) > 2 * HANDLE_BYTES:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != HANDLE_BYTES:
+        return None
+    partition: int = _BODY.unpack(raw[: _BODY.size])[2]
+    return partition
+
+
 class ReceiptSigner:
     """Issues and checks receipt handles with one node secret."""
 

@@ -21,6 +21,7 @@ import pytest
 import conveyor
 from conveyor import errors
 from conveyor.testing import ServerProcess
+from conveyor.types import SendEntry
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -483,3 +484,46 @@ def test_writes_refused_below_min_insync_reads_go_on(cluster: Cluster) -> None:
         # what was committed can still be read
         (msg,) = client.peek("strict")
         assert msg.text == "before"
+
+
+def test_queue_with_partitions_led_by_different_nodes(cluster: Cluster) -> None:
+    """Three partitions, three leaders: sends land where they are led, receives fan
+    out over all of them, deletes follow their handle's partition."""
+    with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
+        admin.create_queue("wide", {"partitions": 3})
+        admin.create_queue(
+            "wide.fifo",
+            {"partitions": 3, "content_dedup": True, "dedup_scope": "message_group"},
+        )
+    leaders = {
+        p["partition"]: p["leader"]
+        for p in cluster.status("n1")["partitions"]  # type: ignore[attr-defined]
+        if p["queue"] == "wide"
+    }
+    assert sorted(leaders.values()) == ["n1", "n2", "n3"], leaders
+
+    sent = set()
+    for name, node in cluster.nodes.items():
+        with conveyor.Client(node.native_address) as client:
+            for i in range(10):
+                client.send("wide", f"{name}-{i}")
+                sent.add(f"{name}-{i}")
+    got = _drain_queue(cluster.nodes["n2"].native_address, "wide")
+    assert got == sent
+
+    # FIFO: every group keeps its order across partitions and leaders
+    groups = [f"g{i}" for i in range(6)]
+    with conveyor.Client(cluster.nodes["n3"].native_address) as client:
+        for i in range(5):
+            client.send_batch("wide.fifo", [SendEntry(body=f"{g}:{i}", group_id=g) for g in groups])
+    seen: dict[str, list[int]] = {g: [] for g in groups}
+    with conveyor.Client(cluster.nodes["n1"].native_address) as client:
+        while sum(len(v) for v in seen.values()) < 30:
+            batch = client.receive("wide.fifo", max_messages=10, wait_s=2)
+            assert batch, seen
+            for m in batch:
+                g, i = m.text.split(":")
+                seen[g].append(int(i))
+            errs = client.delete_batch("wide.fifo", [m.receipt_handle for m in batch])
+            assert errs == [None] * len(batch)
+    assert all(v == list(range(5)) for v in seen.values()), seen

@@ -82,6 +82,7 @@ class _Queue:
         self.deleted = False
         self.send_rr = 0
         self.recv_rr = 0
+        self.replicated = any(p.replicated for p in partitions)  # cluster mode
         # asyncio long polls parked on this queue, oldest first (see AsyncBroker.receive)
         self.parked: deque[Parked] = deque()
 
@@ -211,6 +212,7 @@ class Broker:
         secret: bytes | None = None,
         metrics: Metrics | None = None,
         partition_factory: PartitionFactory | None = None,
+        receipt_secret: bytes | None = None,
     ) -> None:
         """``partition_factory`` opens partitions in cluster mode (replicated logs);
         without it each partition is a local log."""
@@ -234,7 +236,9 @@ class Broker:
         node = self._load_node(secret)
         self.node_id = node.node_id
         self.metrics.attach(self, self.node_id, __version__)
-        self._signer = ReceiptSigner(bytes.fromhex(node.secret))
+        # in a cluster every node signs with the cluster's secret: a handle stays good
+        # when its partition's leadership moves
+        self._signer = ReceiptSigner(receipt_secret or bytes.fromhex(node.secret))
         self._catalog = Catalog(self.data_dir)
         self._queues: dict[str, _Queue] = {}
         self._by_uid: dict[str, _Queue] = {}
@@ -528,6 +532,8 @@ class Broker:
                     f"the queue {name!r} was purged less than {limits.purge_interval_s} s ago"
                 )
             for part in q.partitions:
+                if q.replicated and not part.writable:
+                    continue  # the router purges it on its leader
                 q.m.partitions[part.index].purged += part.state.n_live
                 waits.append((part, part.commit(part.state.decide_purge(), now)))
         for part, off in waits:
@@ -624,6 +630,16 @@ class Broker:
                 continue
             if cfg.fifo:
                 p = zlib.crc32((rec.group_id or "").encode()) % len(q.partitions)
+            elif q.replicated:
+                # a cluster node sends to the partitions it leads (the router picks it)
+                led = [part.index for part in q.partitions if part.writable]
+                if not led:
+                    results[i] = errors.Unavailable(
+                        f"this node leads no partition of {queue!r} now; retry"
+                    )
+                    continue
+                p = led[q.send_rr % len(led)]
+                q.send_rr += 1
             else:
                 p = q.send_rr % len(q.partitions)
                 q.send_rr += 1
@@ -849,6 +865,8 @@ class Broker:
                 if want <= 0:
                     break
                 part = q.partitions[(start + k) % n]
+                if q.replicated and not part.writable:
+                    continue  # led by another node, which receives from it
                 pm = q.m.partitions[part.index]
                 recs: list[R.Record] = list(part.state.decide_expire(now, cfg.retention_s * 1000))
                 if recs:
@@ -1140,6 +1158,8 @@ class Broker:
             batch: list[tuple[Partition, int]] = []
             with self._locked(src):
                 for part in src.partitions:
+                    if src.replicated and not part.writable:
+                        continue  # its leader redrives it
                     offsets = part.state.ready_offsets(want, now)
                     by_dest: dict[str, list[int]] = {}
                     for off in offsets:

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from conveyor.broker.broker import Broker
 from conveyor.broker.catalog import QueueMeta, new_uid
 from conveyor.broker.partition import Partition
 from conveyor.client.aio import AsyncClient
-from conveyor.cluster.driver import ReplicaDriver, ReplicatedLog
+from conveyor.cluster.driver import ReplicaDriver, ReplicatedLog, monotonic_ms
 from conveyor.coordination.config import PartitionConfig
 from conveyor.coordination.controller import Controller
 from conveyor.coordination.coordinator import (
@@ -73,6 +75,7 @@ class ClusterSettings(msgspec.Struct, frozen=True, kw_only=True):
     min_insync: int = 2
     forward_timeout_s: float = 10.0
     replace_after_ms: int = 60_000  # a node gone this long has its replicas replaced
+    start_timeout_s: float = 60.0  # how long a starting node waits for the coordinator
 
 
 class NodeAddresses(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,23 +101,30 @@ def partition_name(uid: str, index: int) -> str:
 
 
 def place(
-    replication_factor: int, partitions: int, live: Sequence[str], load: dict[str, int]
+    replication_factor: int,
+    partitions: int,
+    live: Sequence[str],
+    load: dict[str, int],
+    leading: dict[str, int] | None = None,
 ) -> list[tuple[str, ...]]:
-    """Replica lists for a new queue's partitions: the least loaded live nodes first,
-    each partition led by a different node where there are enough."""
+    """Replica lists for a new queue's partitions: the least loaded live nodes, led (first
+    in the list) by the one of them that leads the fewest partitions, so a queue's
+    partitions get different leaders where there are enough nodes."""
     if len(live) < replication_factor:
         raise errors.Unavailable(
             f"replication factor {replication_factor} needs {replication_factor} live nodes; "
             f"{len(live)} are up"
         )
     load = dict(load)
+    leading = dict(leading or {})
     out = []
     for _ in range(partitions):
         ranked = sorted(live, key=lambda node: (load.get(node, 0), node))
-        chosen = tuple(ranked[:replication_factor])
+        chosen = sorted(ranked[:replication_factor], key=lambda n: (leading.get(n, 0), n))
         for node in chosen:
             load[node] = load.get(node, 0) + 1
-        out.append(chosen)
+        leading[chosen[0]] = leading.get(chosen[0], 0) + 1
+        out.append(tuple(chosen))
     return out
 
 
@@ -182,6 +192,20 @@ class ClusterNode:
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
+    def receipt_secret(self) -> bytes:
+        """The cluster's receipt-handle secret (blocking: asks the coordinator, waiting
+        out a coordinator that does not answer yet)."""
+        proposal = secrets.token_bytes(32)
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while True:
+            try:
+                return self.coord.cluster_secret(proposal)
+            except errors.CoordinatorUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("waiting for the coordinator", extra={"error": str(exc)})
+                time.sleep(0.5)
+
     def partition_factory(self, meta: QueueMeta, index: int, path: Path | None) -> Partition:
         """Open a replicated partition (the broker calls this for each partition)."""
         assert path is not None, "cluster mode needs a data directory"
@@ -228,13 +252,23 @@ class ClusterNode:
         )
         sent_at = self._now_ms()
         info = msgspec.json.encode(addresses)
-        lease = await asyncio.to_thread(
-            lambda: self.coord.grant_lease(self.node_id, self.settings.lease_ttl_ms, info)
-        )
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while True:
+            try:
+                lease = await asyncio.to_thread(
+                    lambda: self.coord.grant_lease(self.node_id, self.settings.lease_ttl_ms, info)
+                )
+                break
+            except errors.CoordinatorUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("waiting for the coordinator", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+                sent_at = self._now_ms()
         self.lease_id = lease.id
         for hosted in self._all_hosted():
             hosted.driver.on_lease(lease.id, sent_at, lease.ttl_ms)
-        await self._resync()
+        await self._resync_until_done()
         self._tasks = [
             asyncio.create_task(self._apply_events(), name="cluster-watch"),
             asyncio.create_task(self._keep_alive(), name="cluster-lease"),
@@ -268,8 +302,6 @@ class ClusterNode:
 
     @staticmethod
     def _now_ms() -> int:
-        from conveyor.cluster.driver import monotonic_ms
-
         return monotonic_ms()
 
     # ------------------------------------------------------------------ coordinator state
@@ -530,7 +562,7 @@ class ClusterNode:
             if addresses is None:
                 return None
             client = AsyncClient(
-                addresses.native, client_name=f"conveyor-node/{self.node_id}", timeout_s=10
+                addresses.native, client_name="conveyor-node/" + self.node_id, timeout_s=10
             )
             self._peers[node] = client
         return client
@@ -632,10 +664,14 @@ class ClusterNode:
         )
         live = self.coord.live_nodes()
         load: dict[str, int] = {}
+        leading: dict[str, int] = {}
         for c in self.coord.list_partitions():
             for r in c.replicas:
                 load[r] = load.get(r, 0) + 1
-        for i, replicas in enumerate(place(rf, cfg.partitions, sorted(live), load)):
+            if c.leader is not None:
+                leading[c.leader] = leading.get(c.leader, 0) + 1
+        placed = place(rf, cfg.partitions, sorted(live), load, leading)
+        for i, replicas in enumerate(placed):
             leader = replicas[0]
             pc = PartitionConfig(
                 partition=partition_name(meta.uid, i),
@@ -645,10 +681,14 @@ class ClusterNode:
                 epoch=1,
                 isr=replicas,
             )
-            self.coord.create_partition(pc)
-        record = msgspec.json.encode(ClusterQueue(meta=meta, replication_factor=rf))
-        if not self.coord.put_queue(name, record):
+            created = self.coord.create_partition(pc)
+            if created.current is not None:
+                self.configs.setdefault(created.current.partition, created.current)
+        record = ClusterQueue(meta=meta, replication_factor=rf)
+        if not self.coord.put_queue(name, msgspec.json.encode(record)):
             return self.create_queue(name, {**config, "replication_factor": rf}, tags)
+        # known here at once (the watch confirms it), so this node routes it right away
+        self.queues.setdefault(name, record)
         log.info("queue created", extra={"queue": name, "uid": meta.uid, "rf": rf})
         return meta, True
 
@@ -696,23 +736,32 @@ class ClusterNode:
         self.coord.delete_queue(name)
 
     # ------------------------------------------------------------------ routing
-    def leader_of(self, queue: str) -> str | None:
-        """The node leading the queue's first partition, as the cache knows it."""
+    def leader_of(self, queue: str, index: int = 0) -> str | None:
+        """The node leading one partition of the queue, as the cache knows it."""
         q = self.queues.get(queue)
         if q is None:
             return None
-        config = self.configs.get(partition_name(q.meta.uid, 0))
+        config = self.configs.get(partition_name(q.meta.uid, index))
         return None if config is None else config.leader
 
-    def leads(self, queue: str) -> bool:
-        """Whether this node has the queue open, leads its first partition, and has
-        applied its log (a new leader first commits its epoch's first record)."""
+    def partitions_of(self, queue: str) -> int:
+        q = self.queues.get(queue)
+        return 0 if q is None else q.meta.config.partitions
+
+    def leads(self, queue: str, index: int | None = 0) -> bool:
+        """Whether this node has the queue open, leads the partition (any partition when
+        ``index`` is None), and has applied its log (a new leader first commits its
+        epoch's first record)."""
         q = self.queues.get(queue)
         if q is None:
             return False
+        indexes = range(q.meta.config.partitions) if index is None else (index,)
         with self._lock:
-            hosted = self.hosted.get(partition_name(q.meta.uid, 0))
-        return hosted is not None and hosted.partition.writable
+            for i in indexes:
+                hosted = self.hosted.get(partition_name(q.meta.uid, i))
+                if hosted is not None and hosted.partition.writable:
+                    return True
+        return False
 
     def status(self) -> dict[str, Any]:
         """Nodes, partitions, leaders, ISR and lag, as this node sees them."""
@@ -781,8 +830,6 @@ def _log_config(what: str, config: PartitionConfig) -> None:
 
 
 def _wall_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,21 +27,23 @@ from conveyor.client.aio import AsyncClient
 from conveyor.client.retry import RetryPolicy
 from conveyor.cluster.node import ClusterNode
 from conveyor.protocol import native as n
+from conveyor.receipt import partition_of
 from conveyor.server.native import NativeHandler
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
 log = logging.getLogger("conveyor.cluster")
 
+NODE_CLIENT_PREFIX = "conveyor-node/"  # how nodes name themselves to each other
 leader_wait_s = 10.0  # how long a request waits for a partition to have a leader
 leader_poll_s = 0.05
 
 
-async def wait_for_leader(cluster: ClusterNode, queue: str) -> str:
-    """The queue's leader; waits a while when its partition has none right now."""
+async def wait_for_leader(cluster: ClusterNode, queue: str, index: int = 0) -> str:
+    """The leader of one partition of the queue; waits a while when it has none now."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + leader_wait_s
     while True:
-        leader = cluster.leader_of(queue)
+        leader = cluster.leader_of(queue, index)
         if leader is not None:
             return leader
         if loop.time() >= deadline:
@@ -48,11 +51,12 @@ async def wait_for_leader(cluster: ClusterNode, queue: str) -> str:
         await asyncio.sleep(leader_poll_s)
 
 
-async def wait_until_leading(cluster: ClusterNode, queue: str) -> None:
-    """Wait until this node, named leader, has opened the queue and leads it."""
+async def wait_until_leading(cluster: ClusterNode, queue: str, index: int | None = 0) -> None:
+    """Wait until this node, named leader, has opened the queue and leads the partition
+    (any of its partitions with ``index`` None)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + leader_wait_s
-    while not cluster.leads(queue):
+    while not cluster.leads(queue, index):
         if loop.time() >= deadline:
             raise errors.Unavailable(f"this node is taking over the queue {queue!r}; retry")
         await asyncio.sleep(leader_poll_s)
@@ -67,6 +71,21 @@ class ClusterNativeHandler(NativeHandler):
     ) -> None:
         super().__init__(broker, on_request)
         self.cluster = cluster
+        # requests another node forwarded run here, never forwarded again
+        local = broker.local if isinstance(broker, RoutedBroker) else broker
+        self.peer_handler = NativeHandler(local, on_request)
+
+    async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
+        if client.startswith(NODE_CLIENT_PREFIX) and not isinstance(req, _CLUSTER_REQUESTS):
+            queue = _queue_of(req)
+            if queue is not None and queue in self.cluster.queues:
+                # named leader, perhaps before this node has opened the queue
+                try:
+                    await wait_until_leading(self.cluster, queue, None)
+                except errors.ConveyorError as exc:
+                    return n.error_response(req.id, exc)
+            return await self.peer_handler.handle(req)
+        return await self.handle(req)
 
     async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
         if isinstance(req, n.ReplicateRequest):
@@ -85,12 +104,16 @@ class ClusterNativeHandler(NativeHandler):
             if isinstance(req, n.DrainNodeRequest):
                 held = await asyncio.to_thread(self.cluster.set_draining, req.node, not req.cancel)
                 return n.DrainNodeResponse(id=req.id, replicas=held)
-            queue = getattr(req, "queue", None) or getattr(req, "name", None)
-            if isinstance(req, n.RedriveRequest):
-                queue = req.source
+            queue = _queue_of(req)
             if isinstance(req, n.SetQueueRequest | n.TagQueueRequest):
                 return await self._update_queue(req)
-            if isinstance(queue, str) and queue in self.cluster.queues:
+            if (
+                isinstance(queue, str)
+                and queue in self.cluster.queues
+                and self.cluster.partitions_of(queue) == 1
+            ):
+                # one partition: pass the frame to its leader as it is (the cheap path);
+                # with several, the routed broker splits the work between their leaders
                 leader = await wait_for_leader(self.cluster, queue)
                 if leader != self.cluster.node_id:
                     return await self._forward(leader, req)
@@ -145,14 +168,24 @@ class ClusterNativeHandler(NativeHandler):
 
 
 class RoutedBroker(AsyncBroker):
-    """The broker the SQS and admin APIs call in cluster mode: the same coroutines as
-    :class:`~conveyor.broker.aio.AsyncBroker`, each run where it belongs.
+    """The broker the SQS, admin and (for queues with several partitions) native APIs
+    call in cluster mode: the same coroutines as :class:`AsyncBroker`, each run on the
+    node that leads the partitions it touches.
 
-    Message operations run on the queue's leader (here, or through the native client
-    against the leader's node, which returns the same types); catalog operations go to
-    the coordinator. Reads of a queue's attributes and statistics are answered by the
-    leader; node-local views (``sync``: samples for /metrics, the console's history)
-    stay local.
+    * ``send``: a FIFO message goes to the leader of its group's partition; a standard
+      one to any node leading a partition of the queue (this one if it does), whose
+      broker picks among the partitions it leads. Batches are split by node.
+    * ``receive``: asks the nodes leading the queue's partitions, this one first, without
+      waiting; if none has a message and the call may wait, long-polls all of them at
+      once and answers with the first messages (any extra a late answer brings are
+      made visible again at once).
+    * ``delete`` and visibility changes: the receipt handle names its partition, whose
+      leader checks and applies it. ``purge`` and ``redrive`` run on every leader.
+    * attributes, statistics and ``peek`` come from the leader of partition 0 (its
+      replicas of the other partitions hold their committed state).
+
+    Calls to other nodes go through the native client (which returns the same types);
+    catalog operations go to the coordinator.
     """
 
     def __init__(self, local: AsyncBroker, cluster: ClusterNode) -> None:
@@ -160,6 +193,7 @@ class RoutedBroker(AsyncBroker):
         self.local = local
         self.cluster = cluster
         self._clients: dict[str, AsyncClient] = {}
+        self._rr = 0
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -167,35 +201,84 @@ class RoutedBroker(AsyncBroker):
         self._clients.clear()
         await self.local.close()
 
-    async def _leader_client(self, queue: str) -> AsyncClient | None:
-        """The client of the queue's leader; ``None`` to run the call here."""
-        if queue not in self.cluster.queues:
-            return None
-        leader = await wait_for_leader(self.cluster, queue)
-        if leader == self.cluster.node_id:
-            await wait_until_leading(self.cluster, queue)
-            return None
-        client = self._clients.get(leader)
+    # --- where calls run -----------------------------------------------------------------
+    def _client(self, node: str) -> AsyncClient:
+        client = self._clients.get(node)
         if client is None:
-            addresses = self.cluster.nodes.get(leader)
+            addresses = self.cluster.nodes.get(node)
             if addresses is None:
-                raise errors.Unavailable(f"the leader {leader} of {queue!r} is not known here")
+                raise errors.Unavailable(f"the node {node} is not known here; retry")
             client = AsyncClient(
                 addresses.native,
-                client_name=f"conveyor-node/{self.cluster.node_id}",
+                client_name=NODE_CLIENT_PREFIX + self.cluster.node_id,
                 timeout_s=self.cluster.settings.forward_timeout_s,
                 retry=RetryPolicy(attempts=1),
             )
-            self._clients[leader] = client
+            self._clients[node] = client
         return client
 
-    async def _call(self, queue: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        client = await self._leader_client(queue)
-        if client is None:
+    async def _on(self, node: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``method`` on ``node``'s broker (here: the local one)."""
+        if node == self.cluster.node_id:
             return await getattr(self.local, method)(*args, **kwargs)
         # in a task of its own: the HTTP server runs a handler's first step outside any
         # task, and the client's timeouts need one
-        return await asyncio.ensure_future(getattr(client, method)(*args, **kwargs))
+        return await asyncio.ensure_future(getattr(self._client(node), method)(*args, **kwargs))
+
+    async def _partition_leader(self, queue: str, index: int) -> str:
+        leader = await wait_for_leader(self.cluster, queue, index)
+        if leader == self.cluster.node_id:
+            await wait_until_leading(self.cluster, queue, index)
+        return leader
+
+    async def _leaders(self, queue: str) -> list[str]:
+        """The nodes leading the queue's partitions, this node first, then rotating."""
+        nodes: list[str] = []
+        for index in range(self.cluster.partitions_of(queue)):
+            leader = await self._partition_leader(queue, index)
+            if leader not in nodes:
+                nodes.append(leader)
+        me = self.cluster.node_id
+        others = [n for n in nodes if n != me]
+        if others:
+            self._rr += 1
+            k = self._rr % len(others)
+            others = others[k:] + others[:k]
+        return ([me] if me in nodes else []) + others
+
+    async def _home(self, queue: str) -> str | None:
+        """Where a call about the whole queue runs: partition 0's leader (None: here,
+        for a queue the catalog does not know, so the local broker says so)."""
+        if queue not in self.cluster.queues:
+            return None
+        return await self._partition_leader(queue, 0)
+
+    async def _call(self, queue: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        node = await self._home(queue)
+        if node is None:
+            return await getattr(self.local, method)(*args, **kwargs)
+        return await self._on(node, method, *args, **kwargs)
+
+    def _fifo_partition(self, queue: str, group_id: str | None) -> int:
+        n_parts = self.cluster.partitions_of(queue)
+        return zlib.crc32((group_id or "").encode()) % n_parts
+
+    def _is_fifo(self, queue: str) -> bool:
+        q = self.cluster.queues.get(queue)
+        return q is not None and q.meta.config.fifo
+
+    async def _by_handle(self, queue: str, handles: Sequence[str]) -> dict[str | None, list[int]]:
+        """Entry positions grouped by the node leading each handle's partition (None:
+        not a handle; the local broker rejects it)."""
+        groups: dict[str | None, list[int]] = {}
+        n_parts = self.cluster.partitions_of(queue)
+        for i, handle in enumerate(handles):
+            index = partition_of(handle)
+            node = None
+            if index is not None and index < n_parts:
+                node = await self._partition_leader(queue, index)
+            groups.setdefault(node, []).append(i)
+        return groups
 
     # --- the catalog -------------------------------------------------------------------
     async def ensure_queue(
@@ -227,7 +310,11 @@ class RoutedBroker(AsyncBroker):
         info: QueueInfo = await self._call(name, "get_queue", name)
         return info
 
-    # --- messages ----------------------------------------------------------------------
+    async def peek(self, queue: str, max_messages: int = 10) -> list[Message]:
+        messages: list[Message] = await self._call(queue, "peek", queue, max_messages)
+        return messages
+
+    # --- sends -------------------------------------------------------------------------
     async def send(
         self,
         queue: str,
@@ -239,27 +326,53 @@ class RoutedBroker(AsyncBroker):
         dedup_id: str | None = None,
         system: dict[str, str] | None = None,
     ) -> SendResult:
-        result: SendResult = await self._call(
-            queue,
-            "send",
-            queue,
-            body,
-            attributes=attributes,
-            delay_s=delay_s,
-            group_id=group_id,
-            dedup_id=dedup_id,
-            system=system,
-        )
+        if queue not in self.cluster.queues:
+            node = None
+        elif self._is_fifo(queue):
+            node = await self._partition_leader(queue, self._fifo_partition(queue, group_id))
+        else:
+            node = (await self._leaders(queue))[0]
+        kwargs = {
+            "attributes": attributes,
+            "delay_s": delay_s,
+            "group_id": group_id,
+            "dedup_id": dedup_id,
+            "system": system,
+        }
+        if node is None:
+            result: SendResult = await self.local.send(queue, body, **kwargs)  # type: ignore[arg-type]
+        else:
+            result = await self._on(node, "send", queue, body, **kwargs)
         return result
 
     async def send_batch(
         self, queue: str, entries: Sequence[SendEntry]
     ) -> list[SendResult | errors.ConveyorError]:
-        results: list[SendResult | errors.ConveyorError] = await self._call(
-            queue, "send_batch", queue, entries
-        )
-        return results
+        if queue not in self.cluster.queues or not entries:
+            return await self.local.send_batch(queue, entries)
+        groups: dict[str, list[int]] = {}
+        if self._is_fifo(queue):
+            for i, entry in enumerate(entries):
+                index = self._fifo_partition(queue, entry.group_id)
+                node = await self._partition_leader(queue, index)
+                groups.setdefault(node, []).append(i)
+        else:
+            groups[(await self._leaders(queue))[0]] = list(range(len(entries)))
+        results: list[SendResult | errors.ConveyorError | None] = [None] * len(entries)
 
+        async def part(node: str, positions: list[int]) -> None:
+            sub = [entries[i] for i in positions]
+            try:
+                out = await self._on(node, "send_batch", queue, sub)
+            except errors.ConveyorError as exc:
+                out = [exc] * len(positions)
+            for i, r in zip(positions, out, strict=True):
+                results[i] = r
+
+        await asyncio.gather(*(part(node, positions) for node, positions in groups.items()))
+        return [r if r is not None else errors.InternalError("no result") for r in results]
+
+    # --- receives ----------------------------------------------------------------------
     async def receive(
         self,
         queue: str,
@@ -269,48 +382,156 @@ class RoutedBroker(AsyncBroker):
         wait_s: float | None = None,
         attempt_id: str | None = None,
     ) -> list[Message]:
-        messages: list[Message] = await self._call(
-            queue,
-            "receive",
-            queue,
-            max_messages,
-            visibility_timeout_s=visibility_timeout_s,
-            wait_s=wait_s,
-            attempt_id=attempt_id,
-        )
-        return messages
+        if queue not in self.cluster.queues:
+            return await self.local.receive(
+                queue,
+                max_messages,
+                visibility_timeout_s=visibility_timeout_s,
+                wait_s=wait_s,
+                attempt_id=attempt_id,
+            )
+        nodes = await self._leaders(queue)
+        kwargs = {"visibility_timeout_s": visibility_timeout_s, "attempt_id": attempt_id}
+        if len(nodes) == 1:
+            got: list[Message] = await self._on(
+                nodes[0], "receive", queue, max_messages, wait_s=wait_s, **kwargs
+            )
+            return got
+        got = []
+        for node in nodes:  # without waiting, this node first
+            got += await self._on(
+                node, "receive", queue, max_messages - len(got), wait_s=0, **kwargs
+            )
+            if len(got) >= max_messages:
+                return got
+        if got:
+            return got
+        wait = wait_s
+        if wait is None:
+            wait = (
+                (await self.local.get_queue(queue)).config.receive_wait_s
+                if (self.cluster.node_id in nodes)
+                else 0
+            )
+        if not wait:
+            return got
+        return await self._receive_any(queue, nodes, max_messages, wait, kwargs)
 
-    async def peek(self, queue: str, max_messages: int = 10) -> list[Message]:
-        messages: list[Message] = await self._call(queue, "peek", queue, max_messages)
-        return messages
+    async def _receive_any(
+        self, queue: str, nodes: list[str], max_messages: int, wait: float, kwargs: dict[str, Any]
+    ) -> list[Message]:
+        """Long-poll every node at once; answer with the first messages to come."""
+        tasks = [
+            asyncio.ensure_future(
+                self._on(node, "receive", queue, max_messages, wait_s=wait, **kwargs)
+            )
+            for node in nodes
+        ]
+        got: list[Message] = []
+        taken: set[asyncio.Future[Any]] = set()
+        try:
+            pending = set(tasks)
+            while pending and not got:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    taken.add(task)
+                    if not task.cancelled() and task.exception() is None:
+                        got += task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:  # answers that came in while the others were cancelled
+            if task not in taken and not task.cancelled() and task.exception() is None:
+                got += task.result()
+        extra = got[max_messages:]
+        if extra:
+            # more than asked for: let the rest be received again at once
+            await self.change_visibility_batch(queue, [(m.receipt_handle, 0) for m in extra])
+        return got[:max_messages]
 
+    # --- per handle --------------------------------------------------------------------
     async def delete(self, queue: str, receipt_handle: str) -> None:
-        await self._call(queue, "delete", queue, receipt_handle)
+        (err,) = await self.delete_batch(queue, [receipt_handle])
+        if err is not None:
+            raise err
 
     async def delete_batch(
         self, queue: str, receipt_handles: Sequence[str]
     ) -> list[errors.ConveyorError | None]:
-        results: list[errors.ConveyorError | None] = await self._call(
-            queue, "delete_batch", queue, receipt_handles
-        )
-        return results
+        return await self._per_handle(queue, "delete_batch", list(receipt_handles), receipt_handles)
 
     async def change_visibility(self, queue: str, receipt_handle: str, timeout_s: int) -> None:
-        await self._call(queue, "change_visibility", queue, receipt_handle, timeout_s)
+        (err,) = await self.change_visibility_batch(queue, [(receipt_handle, timeout_s)])
+        if err is not None:
+            raise err
 
     async def change_visibility_batch(
         self, queue: str, entries: Sequence[tuple[str, int]]
     ) -> list[errors.ConveyorError | None]:
-        results: list[errors.ConveyorError | None] = await self._call(
-            queue, "change_visibility_batch", queue, entries
-        )
+        handles = [h for h, _ in entries]
+        return await self._per_handle(queue, "change_visibility_batch", list(entries), handles)
+
+    async def _per_handle(
+        self, queue: str, method: str, items: list[Any], handles: Sequence[str]
+    ) -> list[errors.ConveyorError | None]:
+        if queue not in self.cluster.queues:
+            out: list[errors.ConveyorError | None] = await getattr(self.local, method)(queue, items)
+            return out
+        groups = await self._by_handle(queue, handles)
+        results: list[errors.ConveyorError | None] = [None] * len(items)
+
+        async def part(node: str | None, positions: list[int]) -> None:
+            sub = [items[i] for i in positions]
+            target = self.cluster.node_id if node is None else node
+            try:
+                res = await self._on(target, method, queue, sub)
+            except errors.ConveyorError as exc:
+                res = [exc] * len(positions)
+            for i, r in zip(positions, res, strict=True):
+                results[i] = r
+
+        await asyncio.gather(*(part(node, pos) for node, pos in groups.items()))
         return results
 
+    # --- every leader ------------------------------------------------------------------
     async def purge_queue(self, name: str) -> None:
-        await self._call(name, "purge_queue", name)
+        if name not in self.cluster.queues:
+            return await self.local.purge_queue(name)
+        for node in await self._leaders(name):
+            await self._on(node, "purge_queue", name)
+        return None
 
     async def redrive(
         self, source: str, destination: str | None = None, max_messages: int | None = None
     ) -> int:
-        moved: int = await self._call(source, "redrive", source, destination, max_messages)
+        if source not in self.cluster.queues:
+            return await self.local.redrive(source, destination, max_messages)
+        moved = 0
+        for node in await self._leaders(source):
+            left = None if max_messages is None else max_messages - moved
+            if left is not None and left <= 0:
+                break
+            moved += await self._on(node, "redrive", source, destination, left)
         return moved
+
+
+# what a node-to-node connection still sends through the cluster handler
+_CLUSTER_REQUESTS = (
+    n.ReplicateRequest,
+    n.CreateQueueRequest,
+    n.DeleteQueueRequest,
+    n.ListQueuesRequest,
+    n.SetQueueRequest,
+    n.TagQueueRequest,
+    n.ClusterStatusRequest,
+    n.DrainNodeRequest,
+)
+
+
+def _queue_of(req: n.Request) -> str | None:
+    """The queue a request is about, if it is about one."""
+    if isinstance(req, n.RedriveRequest):
+        return req.source
+    queue = getattr(req, "queue", None) or getattr(req, "name", None)
+    return queue if isinstance(queue, str) else None

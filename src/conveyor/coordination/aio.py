@@ -157,6 +157,9 @@ class AsyncCoordinator:
         return cast(bool, await self._call("delete_queue", name))
 
     # --- drains ----------------------------------------------------------------------------------
+    async def cluster_secret(self, proposal: bytes) -> bytes:
+        return cast(bytes, await self._call("cluster_secret", proposal))
+
     async def set_draining(self, node: str, draining: bool) -> None:
         await self._call("set_draining", node, draining)
 

@@ -29,6 +29,8 @@ call                        etcd v3
 ``delete_queue``            ``DeleteRange /conveyor/queues/<q>``
 ``set_draining``            ``Put`` / ``DeleteRange /conveyor/draining/<n>``
 ``draining``                ``Range /conveyor/draining/``
+``cluster_secret``          ``Txn(If create_revision(/conveyor/secret) == 0, Then Put,
+                            Else Range)``
 ==========================  ======================================================
 
 Versions are coordinator revisions (one counter for the whole store, as etcd's), so
@@ -178,6 +180,12 @@ class Coordinator(Protocol):
 
     def delete_queue(self, name: str) -> bool:
         """Delete a queue's record; returns whether there was one."""
+        ...
+
+    # --- the cluster's secret ----------------------------------------------------
+    def cluster_secret(self, proposal: bytes) -> bytes:
+        """The secret every node signs receipt handles with: ``proposal`` if none was
+        stored yet (create-if-absent), else the stored one."""
         ...
 
     # --- drains --------------------------------------------------------------------

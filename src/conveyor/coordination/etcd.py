@@ -483,6 +483,19 @@ class _Core:
         )
         return int(response.deleted) > 0
 
+    # --- the cluster's secret -------------------------------------------------------------------
+    async def cluster_secret(self, proposal: bytes) -> bytes:
+        key = self.prefix + b"secret"
+        response = await self.txn(
+            [self._compare(key, "CREATE", "EQUAL", 0)],
+            [self._put_op(key, proposal)],
+            [self._get_op(key)],
+        )
+        if response.succeeded:
+            return proposal
+        kvs = self._txn_range_kvs(response)
+        return bytes(kvs[0].value)
+
     # --- drains -------------------------------------------------------------------------------
     async def set_draining(self, node: str, draining: bool) -> None:
         key = self.draining_prefix + node.encode()
@@ -810,6 +823,10 @@ class EtcdCoordinator:
 
     def delete_queue(self, name: str) -> bool:
         return self._wait(self._core.delete_queue(name))
+
+    # --- the cluster's secret ---------------------------------------------------------------------
+    def cluster_secret(self, proposal: bytes) -> bytes:
+        return self._wait(self._core.cluster_secret(proposal))
 
     # --- drains ---------------------------------------------------------------------------------
     def set_draining(self, node: str, draining: bool) -> None:

@@ -49,6 +49,7 @@ class InMemoryCoordinator:
         self._controller: tuple[str, int] | None = None  # (node, lease id)
         self._queues: dict[str, bytes] = {}
         self._draining: set[str] = set()
+        self._secret: bytes | None = None
         self._next_lease_id = 1
         self._next_expiry: int | None = None  # the earliest lease expiry (a lower bound)
         self._history: deque[WatchEvent] = deque(maxlen=watch_history_events_max)
@@ -206,6 +207,14 @@ class InMemoryCoordinator:
             return False
         self._emit(lambda rev: QueueChanged(revision=rev, name=name, value=None))
         return True
+
+    # --- the cluster's secret -------------------------------------------------------------------
+    def cluster_secret(self, proposal: bytes) -> bytes:
+        self.expire()
+        if self._secret is None:
+            self._secret = proposal
+            self._revision += 1
+        return self._secret
 
     # --- drains --------------------------------------------------------------------------------
     def set_draining(self, node: str, draining: bool) -> None:

@@ -116,9 +116,17 @@ class Node:
             from conveyor.cluster.serve import cluster_node
 
             self.cluster = await asyncio.to_thread(cluster_node, s)
-        factory = self.cluster.partition_factory if self.cluster is not None else None
+        factory = secret = None
+        if self.cluster is not None:
+            factory = self.cluster.partition_factory
+            secret = await asyncio.to_thread(self.cluster.receipt_secret)
         sync = await asyncio.to_thread(
-            Broker, s.data_dir, fsync=s.fsync, metrics=self.metrics, partition_factory=factory
+            Broker,
+            s.data_dir,
+            fsync=s.fsync,
+            metrics=self.metrics,
+            partition_factory=factory,
+            receipt_secret=secret,
         )
         self.broker = AsyncBroker(sync)
         if self.cluster is not None:
@@ -183,10 +191,6 @@ class Node:
             return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
         if req.path == "/console" or req.path.startswith("/console/"):
             return self.console.handle(req)
-        if req.path == "/api/v1/cluster":
-            if self.cluster is None:
-                return Response(404, b'{"error":"NotFound","message":"not in cluster mode"}')
-            return Response(200, json.dumps(self.cluster.status()).encode())
         if req.path.startswith("/api/") and self._admin is not None:
             return await self._admin.handle(req)
         if self._sqs is not None:

@@ -118,6 +118,10 @@ class NativeHandler:
             n.DrainNodeRequest: self.not_clustered,
         }
 
+    async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
+        """:meth:`handle` for a connection whose client named itself ``client``."""
+        return await self.handle(req)
+
     async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
         try:
             resp: n.Response | n.ErrorResponse = await self._ops[type(req)](req)
@@ -277,6 +281,7 @@ class NativeProtocol(asyncio.Protocol):
         self._closing = False
         self._peer_done = False
         self.peer = ""
+        self.client = ""  # the name the client gave in its Hello
 
     # -- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -338,6 +343,7 @@ class NativeProtocol(asyncio.Protocol):
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(event, n.Hello):
+                self.client = event.client
                 self._write(conn.welcome(server=SERVER_NAME, node_id=self._node_id))
             elif isinstance(event, n.ConnectionClosed):
                 self._close_when_done()
@@ -347,7 +353,7 @@ class NativeProtocol(asyncio.Protocol):
                 return
 
     async def _answer(self, req: n.Request) -> None:
-        resp = await self._handler.handle(req)
+        resp = await self._handler.handle_from(req, self.client)
         if not self._write(resp) and isinstance(resp, n.ReceiveResponse) and resp.messages:
             # the messages were leased but cannot reach the client: release them now
             # rather than leave them invisible for a whole visibility timeout
