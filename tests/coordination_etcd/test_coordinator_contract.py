@@ -267,3 +267,10 @@ def test_drain_marks(env: Env) -> None:
     c.set_draining("c", False)  # never marked: nothing to undo
     assert c.draining() == {"b"}
     assert c.live_nodes() == {} and c.list_queues() == {}  # marks are neither
+
+
+def test_cluster_secret_is_the_first_proposal(env: Env) -> None:
+    c = env.coordinator
+    first = b"s" * 32
+    assert c.cluster_secret(first) == first
+    assert c.cluster_secret(b"t" * 32) == first  # later proposals lose
