@@ -45,6 +45,7 @@ def test_openapi_document_is_served(http: Any, openapi: Any) -> None:
         ("GET", "/api/v1/queues/{name}/history"),
         ("GET", "/api/v1/history"),
         ("GET", "/api/v1/node"),
+        ("GET", "/api/v1/cluster"),
         ("GET", "/api/v1/openapi.json"),
     }
 
@@ -57,6 +58,61 @@ def test_node(http: Any, openapi: Any, server: Any) -> None:
     assert body["data_dir"] == str(server.data_dir.resolve())
     assert body["http_address"] == f"127.0.0.1:{server.port}"
     assert body["native_address"] == server.native_address
+
+
+def test_cluster_on_a_single_node_is_404(http: Any, openapi: Any) -> None:
+    status, body = http.json("GET", "/api/v1/cluster")
+    openapi.check("GET", "/api/v1/cluster", status, body)
+    assert status == 404 and body["error"]["code"] == "NotFound"
+    assert body["error"]["message"].startswith("not in cluster mode")
+
+
+def test_cluster_answer_matches_its_schema(openapi: Any) -> None:
+    # a single node cannot answer 200 (tests/cluster does, on three nodes): check the
+    # wire types against the document with what ClusterNode.status() returns
+    from conveyor.server.admin import _cluster_out, _encoder
+
+    status = {
+        "node": "n1",
+        "controller": "n2",
+        "nodes": [
+            {
+                "id": "n1",
+                "http": "h:1",
+                "native": "h:2",
+                "lease": 7587878945869447946,
+                "replicas": 1,
+            },
+            {"id": "n2", "http": "h:3", "native": "h:4", "lease": None, "replicas": 0},
+        ],
+        "partitions": [
+            {
+                "queue": "a",
+                "partition": 0,
+                "name": "u-p0",
+                "replicas": ["n1", "n2", "n3"],
+                "leader": "n1",
+                "epoch": 2,
+                "isr": ["n1", "n2"],
+                "local": {"role": "leader", "log_end": 9, "commit": 8, "durable_end": 9},
+            },
+            {
+                "queue": "b",
+                "partition": 0,
+                "name": "v-p0",
+                "replicas": ["n2"],
+                "leader": None,
+                "epoch": 0,
+                "isr": [],
+            },
+        ],
+    }
+    body = json.loads(_encoder.encode(_cluster_out(status)))
+    openapi.check("GET", "/api/v1/cluster", 200, body)
+    assert body["nodes"][0]["lease_hex"] == "694d8fb2ef36c30a"
+    assert "local" not in body["partitions"][1]  # the shape ClusterNode.status() has
+    for got, want in zip(body["partitions"], status["partitions"], strict=True):
+        assert got == want
 
 
 def test_queue_list_and_detail(http: Any, openapi: Any, sqs: Any) -> None:
@@ -280,6 +336,8 @@ BAD_REQUESTS = [
     ("GET", f"{QUEUES}/victim/purge", None, None, 405, "MethodNotAllowed"),
     ("DELETE", f"{QUEUES}/victim", None, None, 405, "MethodNotAllowed"),
     ("GET", "/api/v1/nothing", None, None, 404, "NotFound"),
+    ("GET", "/api/v1/cluster", None, None, 404, "NotFound"),
+    ("POST", "/api/v1/cluster", None, None, 405, "MethodNotAllowed"),
     ("GET", "/api/v2/queues", None, None, 404, "NotFound"),
 ]
 

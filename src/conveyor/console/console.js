@@ -10,7 +10,9 @@
  * while the tab is hidden. The node keeps 15 minutes of history (a point every 5 s),
  * so a freshly opened page draws full charts at once.
  *
- * Routes: #/ is the overview of all queues, #/queues/NAME one queue.
+ * Routes: #/ is the overview of all queues, #/queues/NAME one queue, #/cluster the
+ * cluster's nodes and partitions (only when the node is in cluster mode: GET
+ * /api/v1/cluster answers 200; a single node answers 404 and the link stays hidden).
  */
 'use strict';
 
@@ -205,6 +207,8 @@
     history: new Map(), // queue -> points, oldest first
     allSince: 0, // newest t_ms of the last GET /history
     intervalS: 5,
+    cluster: null, // the last GET /cluster
+    clustered: undefined, // undefined until asked (again after the node restarted)
   };
 
   function serverNow() {
@@ -265,9 +269,23 @@
     const before = Date.now();
     const node = await api('GET', 'node');
     const after = Date.now();
+    if (store.node && store.node.started_ms !== node.started_ms) store.clustered = undefined;
     store.node = node;
     store.skewMs = node.started_ms + node.uptime_s * 1000 - (before + after) / 2;
     renderNode();
+  }
+
+  /** GET /cluster: the status, or null when the node is not in cluster mode (404). */
+  async function loadCluster() {
+    try {
+      store.cluster = await api('GET', 'cluster');
+    } catch (e) {
+      if (e.status !== 404) throw e;
+      store.cluster = null;
+    }
+    store.clustered = store.cluster !== null;
+    document.getElementById('nav-cluster').hidden = !store.clustered;
+    return store.cluster;
   }
 
   function renderNode() {
@@ -1323,6 +1341,247 @@
     }
   }
 
+  // ------------------------------------------------------------------ the cluster
+  const ROLE_BADGES = {
+    leader: ['leader', 'This node leads the partition: it takes the writes'],
+    follower: ['ok', 'In sync: replicating from the leader'],
+    'catching-up': ['warn', 'Replicating, not (yet) in sync'],
+    fenced: ['danger', 'May not act: no configuration, lease lost or stale'],
+  };
+  const LAG_HOT = 1000; // records written here and not yet committed
+
+  class ClusterView {
+    constructor() {
+      this.rows = new Map(); // partition name -> {tr, key}
+      this.leaders = new Map(); // partition name -> leader last shown
+      this.missing = false;
+      this.filter = h('input', {
+        type: 'search',
+        class: 'filter',
+        placeholder: 'Filter partitions  ( / )',
+        'aria-label': 'Filter partitions by queue, node or role',
+        oninput: () => this.render(),
+      });
+      this.cards = {
+        nodes: statCard('nodes', 'Nodes', 'live'),
+        partitions: statCard('partitions', 'Partitions'),
+        under: statCard('under', 'Under-replicated', 'fewer in sync than replicas'),
+        leaderless: statCard('leaderless', 'Without leader', 'no live leader'),
+        here: statCard('here', 'Led here'),
+        controller: statCard('controller', 'Controller', 'elects leaders, moves replicas'),
+      };
+      this.sub = h('p', { class: 'subtitle', id: 'cluster-sub', text: 'Loading…' });
+      this.nodeBody = h('tbody');
+      this.partBody = h('tbody');
+      this.empty = h('div', { class: 'empty', hidden: true });
+      const th = (t, i, numFrom) => h('th', { scope: 'col', class: i >= numFrom ? 'num' : null, text: t });
+      this.body = h(
+        'div',
+        { class: 'cluster-body' },
+        h('div', { class: 'stats' }, Object.values(this.cards).map((c) => c.el)),
+        h('section', { class: 'panel table-panel' },
+          h('header', { class: 'panel-head' }, h('h2', { text: 'Nodes' })),
+          h('div', { class: 'scroll' }, h('table', { class: 'cluster-nodes' },
+            h('thead', {}, h('tr', {}, ['Node', 'HTTP', 'Native', 'Replicas', 'Leads', 'Lease'].map((t, i) => th(t, i, 3)))),
+            this.nodeBody))),
+        h('section', { class: 'panel table-panel' },
+          h('header', { class: 'panel-head' }, h('h2', { text: 'Partitions' }),
+            h('div', { class: 'panel-tools legend-chips' },
+              h('span', { class: 'replica leader', text: 'leader' }),
+              h('span', { class: 'replica insync', text: 'in sync' }),
+              h('span', { class: 'replica out', text: 'out of sync' }),
+              h('span', { class: 'replica down', text: 'down' }))),
+          h('div', { class: 'scroll' }, h('table', { class: 'cluster-parts' },
+            h('thead', {}, h('tr', {},
+              ['Queue', 'Partition', 'Leader', 'Epoch', 'Replicas', 'In sync', 'Here', 'Log end', 'Commit', 'Lag'].map((t) => h('th', {
+                scope: 'col',
+                dataset: { col: t.toLowerCase().replace(' ', '_') },
+                class: ['Partition', 'Epoch', 'Log end', 'Commit', 'Lag'].includes(t) ? 'num' : null,
+                title: t === 'Here' ? "This node's replica: its role, how far its log and commit point are" : null,
+                text: t,
+              })))),
+            this.partBody)),
+          this.empty),
+      );
+      this.single = h('div', { class: 'panel empty not-clustered', hidden: true },
+        h('strong', { text: 'This node is not in cluster mode.' }),
+        h('span', {}, ' It runs alone. Start nodes with ', h('code', { text: '--cluster etcd://HOST:PORT' }), ' to replicate every queue over several of them. '),
+        h('a', { href: '#/', text: 'All queues' }));
+      this.el = h(
+        'div',
+        { class: 'page cluster-page' },
+        h('div', { class: 'page-head' }, h('div', {}, h('h1', { text: 'Cluster' }), this.sub), this.filter),
+        this.single,
+        this.body,
+      );
+      this.onKey = (ev) => {
+        if (ev.key === '/' && document.activeElement === document.body) {
+          ev.preventDefault();
+          this.filter.focus();
+        }
+      };
+      document.addEventListener('keydown', this.onKey);
+      document.title = 'Cluster · Conveyor';
+    }
+
+    destroy() {
+      document.removeEventListener('keydown', this.onKey);
+    }
+
+    async refresh() {
+      await loadCluster();
+      this.render();
+    }
+
+    render() {
+      const c = store.cluster;
+      this.single.hidden = store.clustered !== false;
+      this.body.hidden = !c;
+      this.filter.hidden = !c;
+      if (!c) {
+        if (store.clustered === false) setText(this.sub, 'Not in cluster mode');
+        return;
+      }
+      const live = new Set(c.nodes.map((n) => n.id));
+      const held = new Map(); // node -> replicas, for nodes that are down
+      const leads = new Map();
+      let under = 0;
+      let leaderless = 0;
+      let here = 0;
+      let hosted = 0;
+      for (const p of c.partitions) {
+        for (const r of p.replicas) held.set(r, (held.get(r) || 0) + 1);
+        if (p.leader) leads.set(p.leader, (leads.get(p.leader) || 0) + 1);
+        if (p.isr.length < p.replicas.length) under += 1;
+        if (!p.leader || !live.has(p.leader)) leaderless += 1;
+        if (p.local) {
+          hosted += 1;
+          if (p.local.role === 'leader') here += 1;
+        }
+      }
+      const down = [...held.keys()].filter((n) => !live.has(n)).sort();
+      const queues = new Set(c.partitions.map((p) => p.queue)).size;
+      const k = this.cards;
+      setText(k.nodes.value, fmtInt(c.nodes.length));
+      setText(k.nodes.sub, down.length ? `${fmtInt(down.length)} down: ${down.join(', ')}` : 'all live');
+      k.nodes.el.classList.toggle('warn', down.length > 0);
+      setText(k.partitions.value, fmtInt(c.partitions.length));
+      setText(k.partitions.sub, `of ${plural(queues, 'queue')}`);
+      setText(k.under.value, fmtInt(under));
+      k.under.el.classList.toggle('warn', under > 0);
+      setText(k.leaderless.value, fmtInt(leaderless));
+      k.leaderless.el.classList.toggle('warn', leaderless > 0);
+      setText(k.here.value, fmtInt(here));
+      setText(k.here.sub, `of ${plural(hosted, 'replica')} on ${c.node}`);
+      setText(k.controller.value, c.controller || '—');
+      k.controller.el.classList.toggle('warn', !c.controller);
+      setText(this.sub, `${plural(c.nodes.length, 'live node')}, ${plural(c.partitions.length, 'partition')} · as node ${c.node} sees them · updated live`);
+
+      // nodes: the live ones, then the ones that hold replicas but have no lease
+      const nodeRows = c.nodes.map((n) => this.nodeRow(n, c, n.replicas, leads.get(n.id) || 0, true));
+      for (const id of down) nodeRows.push(this.nodeRow({ id, http: null, native: null, lease_hex: null, replicas: held.get(id) }, c, held.get(id), leads.get(id) || 0, false));
+      const nodeKey = JSON.stringify([c.nodes, down, [...held], [...leads], c.controller, c.node]);
+      if (this.nodeBody.dataset.key !== nodeKey) {
+        this.nodeBody.dataset.key = nodeKey;
+        this.nodeBody.replaceChildren(...nodeRows);
+      }
+
+      const needle = this.filter.value.trim().toLowerCase();
+      const shown = c.partitions.filter((p) => !needle || [p.queue, p.leader || '', p.local ? p.local.role : '', ...p.replicas].some((x) => x.toLowerCase().includes(needle)));
+      const seen = new Set();
+      for (const p of shown) {
+        seen.add(p.name);
+        const key = JSON.stringify([p, [...live].sort()]);
+        let row = this.rows.get(p.name);
+        if (!row || row.key !== key) {
+          const tr = this.partRow(p, live);
+          const before = this.leaders.get(p.name);
+          if (before !== undefined && before !== p.leader) tr.querySelector('[data-field="leader"] > *').classList.add('changed');
+          if (row) row.tr.replaceWith(tr);
+          row = { tr, key };
+          this.rows.set(p.name, row);
+        }
+        this.leaders.set(p.name, p.leader);
+        this.partBody.append(row.tr); // in the API's order: by queue, then partition
+      }
+      for (const [name, row] of this.rows) {
+        if (!seen.has(name)) {
+          row.tr.remove();
+          this.rows.delete(name);
+          if (!c.partitions.some((p) => p.name === name)) this.leaders.delete(name);
+        }
+      }
+      this.empty.hidden = shown.length > 0;
+      if (!c.partitions.length) {
+        this.empty.replaceChildren(
+          h('strong', { text: 'No queues yet.' }),
+          h('span', {}, ' Create one with ', h('code', { text: 'conveyor queue create orders' }), ': its partitions are placed on the live nodes.'),
+        );
+      } else if (!shown.length) {
+        this.empty.replaceChildren(h('span', { text: `No partition matches “${this.filter.value}”.` }));
+      }
+    }
+
+    nodeRow(n, c, replicas, leads, isLive) {
+      const badges = [];
+      if (n.id === c.node) badges.push(badge('this node', 'self', 'The node this console talks to'));
+      if (n.id === c.controller) badges.push(badge('controller', 'controller', 'Runs leader elections and moves replicas'));
+      if (!isLive) badges.push(badge('down', 'down', 'Holds replicas but has no lease: not running, or cut off from the coordinator'));
+      const addr = (a) => (a ? h('code', { text: a }) : h('span', { class: 'muted', text: '—' }));
+      const httpCell = n.http
+        ? h('a', { href: `http://${n.http}/console/#/cluster`, title: "Open this node's console", target: '_blank', rel: 'noopener' }, h('code', { text: n.http }))
+        : addr(null);
+      return h('tr', { class: isLive ? null : 'node-down', dataset: { node: n.id } },
+        h('td', { dataset: { field: 'id' } }, h('div', { class: 'qname' }, h('span', { class: 'node-name', text: n.id }), badges)),
+        h('td', { dataset: { field: 'http' } }, httpCell),
+        h('td', { dataset: { field: 'native' } }, addr(n.native)),
+        h('td', { class: 'num', dataset: { field: 'replicas' }, text: fmtInt(replicas) }),
+        h('td', { class: 'num', dataset: { field: 'leads' }, text: fmtInt(leads) }),
+        h('td', { class: 'num', dataset: { field: 'lease' } }, n.lease_hex ? h('code', { title: 'etcdctl lease timetolive <id>', text: n.lease_hex }) : h('span', { class: 'muted', text: '—' })));
+    }
+
+    partRow(p, live) {
+      const isr = new Set(p.isr);
+      const chip = (r, showLeader) => {
+        const cls = ['replica'];
+        let title = 'in sync';
+        if (!live.has(r)) {
+          cls.push('down');
+          title = 'down: no lease';
+        } else if (!isr.has(r)) {
+          cls.push('out');
+          title = 'out of sync: not in the ISR, cannot be elected';
+        } else cls.push('insync');
+        if (showLeader && r === p.leader) {
+          cls.push('leader');
+          title = `leader, ${title}`;
+        }
+        return h('span', { class: cls.join(' '), title, dataset: { replica: r, insync: String(isr.has(r)) }, text: r });
+      };
+      const local = p.local;
+      const lag = local ? local.log_end - local.commit : null;
+      const role = local ? ROLE_BADGES[local.role] || ['', ''] : null;
+      const out = p.replicas.filter((r) => !isr.has(r));
+      const leaderOk = p.leader && live.has(p.leader);
+      return h('tr', { class: out.length || !leaderOk ? 'under' : null, dataset: { partition: `${p.queue}/${p.partition}`, name: p.name } },
+        h('td', { dataset: { field: 'queue' } }, h('div', { class: 'qname' }, local ? queueLink(p.queue) : h('span', { text: p.queue }))),
+        h('td', { class: 'num', title: p.name, dataset: { field: 'partition' }, text: p.partition }),
+        h('td', { dataset: { field: 'leader' } }, p.leader
+          ? h('span', { class: `node-name${leaderOk ? '' : ' gone'}`, title: leaderOk ? null : 'the leader is down: a new one is elected from the ISR', text: p.leader })
+          : badge('none', 'down', 'No leader: writes wait for an election')),
+        h('td', { class: 'num', dataset: { field: 'epoch' }, text: fmtInt(p.epoch) }),
+        h('td', { dataset: { field: 'replicas' } }, h('div', { class: 'chips' }, p.replicas.map((r) => chip(r, true)))),
+        h('td', { dataset: { field: 'isr' } }, h('div', { class: 'chips' },
+          h('span', { class: `isr-count${out.length ? ' short' : ''}`, text: `${p.isr.length}/${p.replicas.length}` }),
+          p.isr.map((r) => chip(r, false)),
+          out.map((r) => chip(r, false)))),
+        h('td', { dataset: { field: 'role' } }, local ? badge(local.role, `role ${role[0]}`, role[1]) : h('span', { class: 'muted', title: 'No replica on this node', text: '—' })),
+        h('td', { class: 'num', dataset: { field: 'log_end' }, title: local ? `durable to ${fmtInt(local.durable_end)}` : null, text: local ? fmtInt(local.log_end) : '—' }),
+        h('td', { class: 'num', dataset: { field: 'commit' }, text: local ? fmtInt(local.commit) : '—' }),
+        h('td', { class: `num${lag > LAG_HOT ? ' hot' : ''}`, dataset: { field: 'lag' }, title: 'log end − commit: records here not yet committed', text: local ? fmtInt(lag) : '—' }));
+    }
+  }
+
   // ------------------------------------------------------------------ router and poller
   let view = null;
   let timer = null;
@@ -1331,6 +1590,7 @@
   let polls = 0;
 
   function route() {
+    if (/^#\/cluster\/?$/.test(location.hash)) return { page: 'cluster' };
     const m = location.hash.match(/^#\/queues\/([^/?#]+)/);
     return m ? { page: 'queue', name: decodeURIComponent(m[1]) } : { page: 'overview' };
   }
@@ -1338,10 +1598,12 @@
   function navigate() {
     const r = route();
     if (view) view.destroy();
-    view = r.page === 'queue' ? new QueueView(r.name) : new OverviewView();
+    if (r.page === 'cluster') view = new ClusterView();
+    else view = r.page === 'queue' ? new QueueView(r.name) : new OverviewView();
     const app = document.getElementById('app');
     app.replaceChildren(view.el);
     document.getElementById('nav-queues').classList.toggle('active', r.page === 'overview');
+    document.getElementById('nav-cluster').classList.toggle('active', r.page === 'cluster');
     window.scrollTo(0, 0);
     pollNow();
   }
@@ -1351,6 +1613,9 @@
     try {
       if (polls % NODE_EVERY === 0 || !store.node) await loadNode();
       polls += 1;
+      // is the node in a cluster? asked once (and again after it restarted); the
+      // cluster page asks on every round anyway
+      if (store.clustered === undefined && !(current instanceof ClusterView)) await loadCluster();
       await current.refresh();
       if (current === view) setStatus('live');
     } catch (e) {

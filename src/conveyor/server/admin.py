@@ -11,6 +11,7 @@
     GET  /api/v1/queues/{name}/history     the last 15 minutes (?since_ms=T: newer points)
     GET  /api/v1/history                   the same for every queue
     GET  /api/v1/node                      node id, version, uptime, data dir, fsync
+    GET  /api/v1/cluster                   cluster mode: nodes, partitions, leaders, ISR
     GET  /api/v1/openapi.json              the OpenAPI 3.1 document of all this
 
 :mod:`conveyor.server.admin_spec` holds the OpenAPI document, written by hand; the tests
@@ -26,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
@@ -40,6 +41,9 @@ from conveyor.server.history import History, HistoryPoint
 from conveyor.server.http import Request, Response
 from conveyor.server.settings import Settings
 from conveyor.types import Message, MessageAttribute
+
+if TYPE_CHECKING:
+    from conveyor.cluster.node import ClusterNode
 
 log = logging.getLogger("conveyor.admin")
 
@@ -194,6 +198,42 @@ class NodeOut(msgspec.Struct, kw_only=True):
     pid: int
 
 
+class ClusterNodeOut(msgspec.Struct, kw_only=True):
+    id: str
+    http: str  # host:port of its HTTP (SQS, admin API, console)
+    native: str  # host:port of its native protocol
+    lease: int | None  # its coordinator lease
+    lease_hex: str | None  # the same in hex, as etcdctl shows it (JSON numbers lose digits)
+    replicas: int  # partition replicas it holds
+
+
+class ClusterReplicaOut(msgspec.Struct, kw_only=True):
+    """The answering node's replica of a partition."""
+
+    role: str  # leader, follower, catching-up, fenced
+    log_end: int
+    commit: int
+    durable_end: int
+
+
+class ClusterPartitionOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    queue: str
+    partition: int
+    name: str
+    replicas: list[str]
+    leader: str | None
+    epoch: int
+    isr: list[str]
+    local: ClusterReplicaOut | None = None  # absent: no replica on the answering node
+
+
+class ClusterOut(msgspec.Struct, kw_only=True):
+    node: str  # the answering node
+    controller: str | None
+    nodes: list[ClusterNodeOut]  # the live ones
+    partitions: list[ClusterPartitionOut]
+
+
 # --------------------------------------------------------------------------- errors
 class _HttpError(Exception):
     """An answer that is not a broker error (unknown path, wrong method, bad JSON)."""
@@ -242,6 +282,7 @@ class NodeView(Protocol):
     settings: Settings
     http_port: int
     native_port: int
+    cluster: ClusterNode | None  # None: a single node
 
 
 Handler = Callable[[Request, list[str]], Awaitable[Response]]
@@ -273,6 +314,7 @@ class AdminApi:
             (("queues", None, "history"), "GET"): ("GetQueueHistory", self._queue_history),
             (("history",), "GET"): ("GetHistory", self._history),
             (("node",), "GET"): ("GetNode", self._node),
+            (("cluster",), "GET"): ("GetCluster", self._cluster),
             (("openapi.json",), "GET"): ("GetOpenApi", self._openapi),
         }
 
@@ -484,6 +526,17 @@ class AdminApi:
         )
         return _json(200, out)
 
+    async def _cluster(self, req: Request, args: list[str]) -> Response:
+        cluster = self.node.cluster
+        if cluster is None:
+            raise _HttpError(
+                404,
+                "NotFound",
+                "not in cluster mode: this node runs alone (start it with "
+                "--cluster etcd://HOST:PORT to join a cluster)",
+            )
+        return _json(200, _cluster_out(cluster.status()))
+
     async def _openapi(self, req: Request, args: list[str]) -> Response:
         return Response(200, self._spec, "application/json")
 
@@ -557,6 +610,28 @@ def _stats(sample: QueueSample) -> StatsOut:
         delayed_bytes=db,
         oldest_age_s=max((p.oldest_age_s for p in ps), default=0.0),
         parked_receives=sample.parked_receives,
+    )
+
+
+def _cluster_out(status: dict[str, Any]) -> ClusterOut:
+    """The typed answer from ``ClusterNode.status()`` (fields it adds are left out
+    until they are added here and to the document)."""
+    nodes = [
+        ClusterNodeOut(
+            id=n["id"],
+            http=n["http"],
+            native=n["native"],
+            lease=n["lease"],
+            lease_hex=None if n["lease"] is None else f"{n['lease']:x}",
+            replicas=n["replicas"],
+        )
+        for n in status["nodes"]
+    ]
+    return ClusterOut(
+        node=status["node"],
+        controller=status["controller"],
+        nodes=nodes,
+        partitions=msgspec.convert(status["partitions"], list[ClusterPartitionOut]),
     )
 
 

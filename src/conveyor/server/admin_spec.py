@@ -307,6 +307,72 @@ _schemas: dict[str, Any] = {
             "pid": _INT,
         }
     ),
+    "ClusterNode": _obj(
+        {
+            "id": {**_STR, "description": "The node's --node-id."},
+            "http": {**_STR, "description": "host:port of its HTTP port (SQS, admin API)."},
+            "native": {**_STR, "description": "host:port of its native protocol."},
+            "lease": _nullable({"type": "integer", "description": "Its coordinator lease."}),
+            "lease_hex": _nullable(
+                {
+                    "type": "string",
+                    "pattern": "^-?[0-9a-f]+$",
+                    "description": "The lease in hex, as etcdctl shows it (a lease id "
+                    "does not fit a JavaScript number exactly).",
+                }
+            ),
+            "replicas": {**_INT, "description": "Partition replicas it holds."},
+        }
+    ),
+    "ClusterReplica": _obj(
+        {
+            "role": {
+                "enum": ["leader", "follower", "catching-up", "fenced"],
+                "description": "follower: in the ISR; catching-up: replicating, not in "
+                "the ISR (yet); fenced: may not act.",
+            },
+            "log_end": {**_INT, "description": "Offset after the last record in its log."},
+            "commit": {**_INT, "description": "Offset up to which records are committed."},
+            "durable_end": {**_INT, "description": "Offset up to which its log is on disk."},
+        }
+    ),
+    "ClusterPartition": _obj(
+        {
+            "queue": _STR,
+            "partition": {**_INT, "description": "The partition's index in its queue."},
+            "name": {**_STR, "description": "The replicated partition's name (uid-pN)."},
+            "replicas": {"type": "array", "items": _STR},
+            "leader": _nullable(_STR),
+            "epoch": _INT,
+            "isr": {
+                "type": "array",
+                "items": _STR,
+                "description": "In-sync replicas: the leader and the followers that keep "
+                "up with it; only they can be elected.",
+            },
+            "local": {
+                **_ref("ClusterReplica"),
+                "description": "The answering node's replica; absent when it has none.",
+            },
+        },
+        required=["queue", "partition", "name", "replicas", "leader", "epoch", "isr"],
+    ),
+    "Cluster": _obj(
+        {
+            "node": {**_STR, "description": "The answering node."},
+            "controller": _nullable({**_STR, "description": "The node running the controller."}),
+            "nodes": {
+                "type": "array",
+                "items": _ref("ClusterNode"),
+                "description": "The live nodes (holding a lease), by id.",
+            },
+            "partitions": {
+                "type": "array",
+                "items": _ref("ClusterPartition"),
+                "description": "Every partition of every queue, by queue name.",
+            },
+        }
+    ),
 }
 
 OPENAPI: dict[str, Any] = {
@@ -315,7 +381,8 @@ OPENAPI: dict[str, Any] = {
         "title": "Conveyor admin API",
         "version": __version__,
         "description": "Inspect and operate a Conveyor node: queues and their stats, their "
-        "last 15 minutes, peek, send, purge, dead-letter redrive, node information. Errors are "
+        "last 15 minutes, peek, send, purge, dead-letter redrive, node information, the "
+        "cluster's nodes and partitions. Errors are "
         '{"error": {"code", "message"}}; a 4xx answer changed nothing.',
     },
     "paths": {
@@ -435,6 +502,19 @@ OPENAPI: dict[str, Any] = {
                 "operationId": "getNode",
                 "summary": "This node",
                 "responses": {"200": _json_response("The node.", "Node")},
+            }
+        },
+        "/api/v1/cluster": {
+            "get": {
+                "operationId": "getCluster",
+                "summary": "Cluster mode: nodes, partitions, leaders, ISR and lag",
+                "description": "As the answering node sees them (its cache of the "
+                "coordinator); local is that node's own replica of each partition. A node "
+                "that is not in a cluster answers 404 NotFound.",
+                "responses": {
+                    "200": _json_response("The cluster.", "Cluster"),
+                    **_errors("404"),
+                },
             }
         },
         "/api/v1/openapi.json": {
