@@ -527,3 +527,23 @@ def test_queue_with_partitions_led_by_different_nodes(cluster: Cluster) -> None:
             errs = client.delete_batch("wide.fifo", [m.receipt_handle for m in batch])
             assert errs == [None] * len(batch)
     assert all(v == list(range(5)) for v in seen.values()), seen
+
+
+def test_cluster_with_fsync_never_elects_and_serves(tmp_path: Path, etcd: object) -> None:
+    """A weaker fsync policy only makes replicas unclean after a crash, not always."""
+    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
+    for node in c.nodes.values():
+        node.settings["fsync"] = "never"
+    try:
+        c.start()
+        with conveyor.Client(c.nodes["n1"].native_address) as client:
+            client.create_queue("fast")
+            client.send("fast", "hello")
+        assert _drain_queue(c.nodes["n2"].native_address, "fast") == {"hello"}
+        # a clean restart keeps the node eligible
+        assert c.nodes["n1"].terminate() == 0
+        c.nodes["n1"].start()
+        status = c.status("n1")
+        assert {n["id"] for n in status["nodes"]} == {"n1", "n2", "n3"}  # type: ignore[index]
+    finally:
+        c.stop()

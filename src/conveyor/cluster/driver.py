@@ -140,6 +140,8 @@ class ReplicaDriver:
         self._applies: deque[tuple[LogRecord, ...]] = deque()
         self._apply_lock = threading.Lock()
         self._deferred: deque[RoleChanged] = deque()  # role changes seen inside an append
+        self._running: int | None = None  # the thread inside _run
+        self._persisted_now: deque[tuple[int, int]] = deque()
         self._outbox: list[Effect | _Release | _Fail] = []
         self.closed = False
 
@@ -160,6 +162,10 @@ class ReplicaDriver:
         self._input(self.core.tick)
 
     def _persisted(self, upto: int, log_version: int) -> None:
+        if self._running == threading.get_ident():
+            # the log was durable at once (fsync=never/interval): we are inside _run
+            self._persisted_now.append((upto, log_version))
+            return
         self._input(lambda now: self.core.on_persisted(upto, log_version, now))
 
     def _input(self, call: Callable[[int], list[Effect]]) -> None:
@@ -219,7 +225,18 @@ class ReplicaDriver:
 
     # --- effects ------------------------------------------------------------------------
     def _run(self, effects: list[Effect]) -> None:
-        """Carry out effects in order; under the replica lock."""
+        """Carry out effects in order, then the persistence completions they caused at
+        once; under the replica lock."""
+        self._running = threading.get_ident()
+        try:
+            self._run_effects(effects)
+            while self._persisted_now:
+                upto, version = self._persisted_now.popleft()
+                self._run_effects(self.core.on_persisted(upto, version, self._clock()))
+        finally:
+            self._running = None
+
+    def _run_effects(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Persist):
                 self._persist(effect)

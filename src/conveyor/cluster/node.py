@@ -128,6 +128,22 @@ def place(
     return out
 
 
+CLEAN_STOP_FILE = "clean-stop"
+
+
+def mark_clean_stop(data_dir: Path) -> None:
+    """Record that the node stopped after flushing everything (its broker is closed)."""
+    path = data_dir / CLEAN_STOP_FILE
+    with open(path, "w") as f:
+        f.flush()
+        os.fsync(f.fileno())
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _incarnation(data_dir: Path) -> int:
     """A number that grows every time this node's process starts (kept in the data dir)."""
     path = data_dir / "incarnation"
@@ -173,6 +189,14 @@ class ClusterNode:
         self.replica_settings = replica_settings or ReplicaSettings(min_insync=settings.min_insync)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.incarnation = _incarnation(data_dir)
+        # With fsync=always every record a replica reported persisted is on disk, crash
+        # or not. With a weaker policy that holds only after a clean stop (marked by a
+        # file the stop writes); otherwise the replicas rejoin as unclean and may lead
+        # again only once caught up (DESIGN.md §4, rule 7).
+        marker = data_dir / CLEAN_STOP_FILE
+        first_start = self.incarnation == 1
+        self.unclean = fsync != "always" and not first_start and not marker.exists()
+        marker.unlink(missing_ok=True)
         self.broker: Broker | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lease_id: int | None = None
@@ -224,9 +248,9 @@ class ClusterNode:
             log=wal,
             applied=ckpt + 1,
             hooks=self,
-            settings=self.replica_settings,
+            settings=self._replica_settings(meta.name),
             incarnation=self.incarnation,
-            unclean=self.fsync != "always",
+            unclean=self.unclean,
         )
         part = Partition(index, state, wal, store, ckpt)
         part.log = ReplicatedLog(driver, ready=lambda: part.state.next_offset == driver.log_end)
@@ -236,6 +260,21 @@ class ClusterNode:
         if config is not None:
             driver.on_config(config)
         return part
+
+    def _replica_settings(self, queue: str) -> ReplicaSettings:
+        """The node's replica settings, with ``min_insync`` capped at the queue's
+        replication factor (a queue with one replica commits on its own fsync)."""
+        record = self.queues.get(queue)
+        if record is None:  # opening the queues on disk, before the catalog is read
+            try:
+                raw = self.coord.get_queue(queue)
+            except errors.CoordinatorUnavailable:
+                raw = None
+            record = None if raw is None else _queue_codec.decode(raw)
+        rf = record.replication_factor if record is not None else self.settings.replication_factor
+        if rf >= self.replica_settings.min_insync:
+            return self.replica_settings
+        return msgspec.structs.replace(self.replica_settings, min_insync=rf)
 
     async def start(self, broker: Broker, http_port: int, native_port: int) -> None:
         """Join: register (with the ports the listeners got), read the state, watch."""

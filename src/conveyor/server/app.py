@@ -231,6 +231,10 @@ class Node:
             await self.cluster.stop()
         if self.broker is not None:
             await self.broker.close()
+            if self.cluster is not None:
+                from conveyor.cluster.node import mark_clean_stop
+
+                mark_clean_stop(self.cluster.data_dir)
         log.info(
             "conveyor stopped",
             extra={"pid": os.getpid(), "took_s": round(time.monotonic() - started, 3)},
