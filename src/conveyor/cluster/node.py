@@ -63,6 +63,8 @@ from conveyor.storage import CheckpointStore, FileLog
 
 log = logging.getLogger("conveyor.cluster")
 
+moves_every_passes = 5  # replica moves are planned every 5th controller pass (1 s)
+
 
 class ClusterSettings(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
@@ -213,6 +215,7 @@ class ClusterNode:
         self._events: asyncio.Queue[WatchEvent | _Resync | None] = asyncio.Queue()
         self._controller = Controller(coordinator, self.node_id)
         self._missing_since: dict[str, int] = {}  # node -> when its lease was first missed
+        self._passes = 0
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -531,14 +534,18 @@ class ClusterNode:
                 log.warning("controller step failed", extra={"error": str(exc)})
 
     def _control_step(self, lease_id: int) -> None:
-        if self.coord.controller() is None:
-            self.coord.campaign(lease_id)
-        if not self._controller.is_active():
+        # the watch keeps controller_node current: only the controller and a node that
+        # sees the key free talk to etcd on each pass
+        if self.controller_node is None:
+            self.controller_node = self.coord.campaign(lease_id)
+        if self.controller_node != self.node_id:
             self._missing_since.clear()
             return
-        for config in self._controller.step():
+        for config in self._controller.step():  # elections: every pass
             _log_config("controller: new leader", config)
-        self._move_replicas()
+        self._passes += 1
+        if self._passes % moves_every_passes == 0:
+            self._move_replicas()
 
     def _move_replicas(self) -> None:
         """Drain, re-replicate and balance (``coordination.placement``)."""
