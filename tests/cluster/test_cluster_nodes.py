@@ -547,3 +547,42 @@ def test_cluster_with_fsync_never_elects_and_serves(tmp_path: Path, etcd: object
         assert {n["id"] for n in status["nodes"]} == {"n1", "n2", "n3"}  # type: ignore[index]
     finally:
         c.stop()
+
+
+def test_replicas_of_a_node_gone_for_good_are_rebuilt(tmp_path: Path, etcd: object) -> None:
+    c = Cluster(tmp_path, etcd.endpoint, 4)  # type: ignore[attr-defined]
+    for node in c.nodes.values():
+        node.settings["replace_after_s"] = 3
+    try:
+        for name in ("n1", "n2", "n3"):
+            c.nodes[name].start()
+        with conveyor.Client(c.nodes["n1"].native_address) as client:
+            client.create_queue("kept")
+            for i in range(20):
+                client.send("kept", f"m{i}")
+        c.nodes["n4"].start()  # 3 replicas on 4 nodes: balanced, nothing moves
+        leader = c.leader("kept", "n1")
+        victim = next(n for n in ("n1", "n2", "n3") if n != leader)
+        c.nodes[victim].kill()
+
+        def rebuilt() -> bool:
+            (p,) = [
+                p
+                for p in c.status(leader)["partitions"]  # type: ignore[attr-defined,index]
+                if p["queue"] == "kept"
+            ]
+            return victim not in p["replicas"] and sorted(p["isr"]) == sorted(p["replicas"])
+
+        _wait(rebuilt, 60, f"{victim}'s replica to be rebuilt on n4")
+        survivors = [n for n in c.nodes if n != victim]
+        for name in survivors:  # n4 caught up: it has the whole log
+            (p,) = [
+                p
+                for p in c.status(name)["partitions"]  # type: ignore[attr-defined]
+                if p["queue"] == "kept"
+            ]
+            assert len(p["replicas"]) == 3 and "n4" in p["replicas"]
+        got = _drain_queue(c.nodes["n4"].native_address, "kept")
+        assert got == {f"m{i}" for i in range(20)}
+    finally:
+        c.stop()

@@ -39,6 +39,7 @@ def cluster_node(settings: Settings, coordinator: Coordinator | None = None) -> 
         advertise_http=f"{host}:{settings.port}",
         advertise_native=f"{host}:{settings.native_port}",
         lease_ttl_ms=settings.lease_ttl_ms,
+        replace_after_ms=int(settings.replace_after_s * 1000),
         replication_factor=settings.replication_factor,
         min_insync=settings.min_insync,
     )

@@ -322,6 +322,7 @@ _HELP = {
     "replication_factor": "replicas of each partition of a new queue (cluster mode)",
     "min_insync": "in-sync replicas a write needs before it is acknowledged (cluster mode)",
     "lease_ttl_ms": "the node's coordinator lease: how soon a dead node's partitions move",
+    "replace_after_s": "how long a node may be gone before its replicas are rebuilt elsewhere",
 }
 
 

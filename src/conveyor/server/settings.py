@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     replication_factor: int = 3
     min_insync: int = 2
     lease_ttl_ms: int = 3_000
+    replace_after_s: float = 60.0  # a node gone this long has its replicas replaced
 
 
 FIELDS = {name: Settings.__annotations__[name] for name in Settings.__struct_fields__}
