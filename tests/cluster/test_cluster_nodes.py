@@ -586,3 +586,29 @@ def test_replicas_of_a_node_gone_for_good_are_rebuilt(tmp_path: Path, etcd: obje
         assert got == {f"m{i}" for i in range(20)}
     finally:
         c.stop()
+
+
+def test_dead_letter_and_redrive_across_leaders(cluster: Cluster) -> None:
+    with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
+        admin.create_queue("jobs-dlq")
+        admin.create_queue(
+            "jobs",
+            {
+                "visibility_timeout_s": 1,
+                "redrive": {"dead_letter_queue": "jobs-dlq", "max_receive_count": 2},
+            },
+        )
+    assert cluster.leader("jobs", "n1") != cluster.leader("jobs-dlq", "n1")
+    with conveyor.Client(cluster.nodes["n3"].native_address, timeout_s=30) as client:
+        client.send("jobs", "poison")
+        for _ in range(2):  # received and never deleted: it comes back
+            (msg,) = client.receive("jobs", wait_s=5)
+            assert msg.text == "poison"
+        # the third receive finds it over the limit and moves it to the other leader's DLQ
+        assert client.receive("jobs", wait_s=3) == []
+        (dead,) = client.receive("jobs-dlq", wait_s=5)
+        assert dead.text == "poison"
+        client.change_visibility("jobs-dlq", dead.receipt_handle, 0)
+        assert client.redrive("jobs-dlq") == 1
+        (back,) = client.receive("jobs", wait_s=5)
+        assert back.text == "poison" and back.receive_count == 1

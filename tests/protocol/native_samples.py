@@ -83,6 +83,7 @@ def requests(first_id: int = 1) -> list[n.AnyRequest]:
         n.ReplicateRequest(id=0, sender="n2", data=b"\x93\x01\x02\x03"),
         n.ClusterStatusRequest(id=0),
         n.DrainNodeRequest(id=0, node="n3"),
+        n.MoveInRequest(id=0, queue_uid="0123456789abcdef", partition=0, records=[b"\x01"]),
         n.PingRequest(id=0),
     ]
     return [_with_id(r, first_id + i) for i, r in enumerate(out)]
@@ -127,6 +128,7 @@ def response_for(request: n.AnyRequest) -> n.AnyResponse:
         "replicate": n.ReplicateResponse(id=rid),
         "cluster_status": n.ClusterStatusResponse(id=rid, status={"node": "n1", "nodes": []}),
         "drain_node": n.DrainNodeResponse(id=rid, replicas=3),
+        "move_in": n.MoveInResponse(id=rid, queue="orders-dlq"),
         "ping": n.PingResponse(id=rid),
     }
     assert set(samples) == set(n.OPS)

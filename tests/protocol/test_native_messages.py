@@ -82,7 +82,7 @@ SERVER_SIDE = {
 
 @pytest.mark.parametrize("cls", n.REQUEST_TYPES, ids=lambda c: c.OP)
 def test_requests_mirror_broker_methods(cls: type[n.Request]) -> None:
-    if cls.OP in ("ping", "replicate", "cluster_status", "drain_node"):
+    if cls.OP in ("ping", "replicate", "cluster_status", "drain_node", "move_in"):
         return  # not broker calls: a liveness check, and the cluster's own requests
     method = getattr(Broker, cls.OP)
     params = set(inspect.signature(method).parameters) - {"self"}

@@ -223,6 +223,9 @@ class Broker:
         self._clock = clock
         self._segment_bytes_max = segment_bytes_max
         self._partition_factory = partition_factory
+        # cluster mode: (destination uid, records) -> destination name; appends moved
+        # messages on the destination's leaders, raises if it could not
+        self.remote_mover: Callable[[str, list[R.Append]], str] | None = None
         self._closed = False
         self._polls_ended = False  # end_long_polls(): waiting receives answer at once
         self._id_prefix = secrets.token_hex(8)
@@ -1102,32 +1105,26 @@ class Broker:
         now = self._now()
         for dest_uid, items in by_dest.items():
             dest = self._by_uid.get(dest_uid)
-            if dest is None:
+            mover = self.remote_mover
+            if src.replicated and mover is not None:
+                # a cluster: the destination's partitions may be led by other nodes
+                try:
+                    dest_name = mover(dest_uid, [rec for _, rec in items])
+                except errors.ConveyorError as exc:
+                    log.warning(
+                        "move failed; retried later",
+                        extra={"queue": src.name, "destination": dest_uid, "error": str(exc)},
+                    )
+                    continue
+            elif dest is None:
                 log.warning(
                     "move destination missing; messages stay in place",
                     extra={"queue": src.name, "destination": dest_uid, "count": len(items)},
                 )
                 continue
-            waits: list[tuple[Partition, int]] = []
-            with self._locked(dest):
-                by_part: dict[int, list[R.Append]] = {}
-                for _, rec in items:
-                    if dest.meta.config.fifo:
-                        p = zlib.crc32((rec.group_id or "").encode()) % len(dest.partitions)
-                    else:
-                        p = dest.send_rr % len(dest.partitions)
-                        dest.send_rr += 1
-                    by_part.setdefault(p, []).append(rec)
-                for p, recs in by_part.items():
-                    dpart = dest.partitions[p]
-                    # moved messages are never refused for depth: they must not be lost
-                    _, new = dpart.state.decide_send(recs, now)
-                    if new:
-                        waits.append((dpart, dpart.commit(new, now)))
-                if waits:
-                    dest.wake()
-            for dpart, off in waits:
-                dpart.wait_durable(off)
+            else:
+                self._append_moved(dest, None, [rec for _, rec in items], now)
+                dest_name = dest.name
             with self._locked(src):
                 last = part.commit([R.Moved(offsets=[off for off, _ in items])], now)
                 if src.meta.config.fifo:
@@ -1135,8 +1132,46 @@ class Broker:
             part.wait_durable(last)
             log.info(
                 "messages moved",
-                extra={"queue": src.name, "destination": dest.name, "count": len(items)},
+                extra={"queue": src.name, "destination": dest_name, "count": len(items)},
             )
+
+    def _append_moved(
+        self, dest: _Queue, partition: int | None, records: list[R.Append], now: int
+    ) -> None:
+        """Append moved messages to ``dest`` (to ``partition``, or spread as sends are)
+        and wait until they are durable. Never refused for depth: they must not be lost."""
+        waits: list[tuple[Partition, int]] = []
+        with self._locked(dest):
+            by_part: dict[int, list[R.Append]] = {}
+            for rec in records:
+                if partition is not None:
+                    p = partition
+                elif dest.meta.config.fifo:
+                    p = zlib.crc32((rec.group_id or "").encode()) % len(dest.partitions)
+                else:
+                    p = dest.send_rr % len(dest.partitions)
+                    dest.send_rr += 1
+                by_part.setdefault(p, []).append(rec)
+            for p, recs in by_part.items():
+                dpart = dest.partitions[p]
+                _, new = dpart.state.decide_send(recs, now)
+                if new:
+                    waits.append((dpart, dpart.commit(new, now)))
+            if waits:
+                dest.wake()
+        for dpart, off in waits:
+            dpart.wait_durable(off)
+
+    def accept_moves(self, dest_uid: str, partition: int, records: list[R.Append]) -> str:
+        """Cluster mode: messages another node moves into a partition led here (a
+        dead-letter move or a redrive). Returns the destination queue's name."""
+        dest = self._by_uid.get(dest_uid)
+        if dest is None:
+            raise errors.Unavailable(f"queue {dest_uid} is not open on this node; retry")
+        if not 0 <= partition < len(dest.partitions):
+            raise errors.InvalidParameterValue(f"queue {dest.name!r} has no partition {partition}")
+        self._append_moved(dest, partition, records, self._now())
+        return dest.name
 
     def _resume_moves(self) -> None:
         for q in list(self._queues.values()):

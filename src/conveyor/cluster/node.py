@@ -22,12 +22,14 @@ the replicas on the live nodes with the fewest replicas.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -283,6 +285,7 @@ class ClusterNode:
         """Join: register (with the ports the listeners got), read the state, watch."""
         self.broker = broker
         self.loop = asyncio.get_running_loop()
+        broker.remote_mover = self.remote_move
         host = self.settings.advertise_native.rpartition(":")[0]
         self.settings = msgspec.structs.replace(
             self.settings,
@@ -675,6 +678,51 @@ class ClusterNode:
                     # applied past the commit point as leader: go back to what is committed
                     part.rebuild_state(commit)
                 q.wake()
+
+    # ------------------------------------------------------------------ moves
+    def remote_move(self, dest_uid: str, records: list[R.Append]) -> str:
+        """The broker's ``remote_mover``: append moved messages on the leaders of the
+        destination's partitions (blocking; a worker thread, never the event loop).
+        Returns the destination's name; raises if any part could not be placed."""
+        record = next((q for q in self.queues.values() if q.meta.uid == dest_uid), None)
+        if record is None:
+            raise errors.Unavailable(f"the destination queue {dest_uid} is not known here")
+        n_parts = record.meta.config.partitions
+        by_part: dict[int, list[R.Append]] = {}
+        for rec in records:
+            if record.meta.config.fifo:
+                p = zlib.crc32((rec.group_id or "").encode()) % n_parts
+            else:
+                led_here = [
+                    i for i in range(n_parts) if self.leader_of(record.meta.name, i) == self.node_id
+                ]
+                p = led_here[0] if led_here else 0
+            by_part.setdefault(p, []).append(rec)
+        broker, loop = self.broker, self.loop
+        assert broker is not None and loop is not None
+        for p, recs in by_part.items():
+            leader = self.leader_of(record.meta.name, p)
+            if leader is None:
+                raise errors.Unavailable(f"partition {p} of {record.meta.name!r} has no leader")
+            if leader == self.node_id:
+                broker.accept_moves(dest_uid, p, recs)
+                continue
+            client = self._peer(leader)
+            if client is None:
+                raise errors.Unavailable(f"the leader {leader} is not reachable from here")
+            req = n.MoveInRequest(
+                id=0,
+                queue_uid=dest_uid,
+                partition=p,
+                records=[R.encode(rec)[1] for rec in recs],
+            )
+            future = asyncio.run_coroutine_threadsafe(client.request(req), loop)
+            try:
+                future.result(self.settings.forward_timeout_s + 1)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise errors.Unavailable(f"moving to {leader} timed out") from None
+        return record.meta.name
 
     # ------------------------------------------------------------------ the catalog
     def create_queue(

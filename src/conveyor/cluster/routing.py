@@ -26,6 +26,7 @@ from conveyor.broker.aio import AsyncBroker
 from conveyor.client.aio import AsyncClient
 from conveyor.client.retry import RetryPolicy
 from conveyor.cluster.node import ClusterNode
+from conveyor.partition import records as R
 from conveyor.protocol import native as n
 from conveyor.receipt import partition_of
 from conveyor.server.native import NativeHandler
@@ -73,6 +74,7 @@ class ClusterNativeHandler(NativeHandler):
         self.cluster = cluster
         # requests another node forwarded run here, never forwarded again
         local = broker.local if isinstance(broker, RoutedBroker) else broker
+        self.local_broker = local.sync
         self.peer_handler = NativeHandler(local, on_request)
 
     async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
@@ -101,6 +103,12 @@ class ClusterNativeHandler(NativeHandler):
                 return self._list_queues(req)
             if isinstance(req, n.ClusterStatusRequest):
                 return n.ClusterStatusResponse(id=req.id, status=self.cluster.status())
+            if isinstance(req, n.MoveInRequest):
+                records = [R.decode_append(data) for data in req.records]
+                name = await asyncio.to_thread(
+                    self.local_broker.accept_moves, req.queue_uid, req.partition, records
+                )
+                return n.MoveInResponse(id=req.id, queue=name)
             if isinstance(req, n.DrainNodeRequest):
                 held = await asyncio.to_thread(self.cluster.set_draining, req.node, not req.cancel)
                 return n.DrainNodeResponse(id=req.id, replicas=held)
@@ -519,6 +527,7 @@ class RoutedBroker(AsyncBroker):
 # what a node-to-node connection still sends through the cluster handler
 _CLUSTER_REQUESTS = (
     n.ReplicateRequest,
+    n.MoveInRequest,
     n.CreateQueueRequest,
     n.DeleteQueueRequest,
     n.ListQueuesRequest,

@@ -113,6 +113,8 @@ __all__ = [
     "ReplicateResponse",
     "ClusterStatusRequest",
     "ClusterStatusResponse",
+    "MoveInRequest",
+    "MoveInResponse",
     "DrainNodeRequest",
     "DrainNodeResponse",
     "Request",
@@ -453,6 +455,20 @@ class ReplicateResponse(Response, tag="replicate"):
     pass
 
 
+class MoveInRequest(Request, tag="move_in"):
+    """Messages another node moves into partition ``partition`` of the queue ``queue_uid``
+    (a dead-letter move or a redrive), each an encoded append record
+    (``conveyor.partition.records``). Answered once they are durable there."""
+
+    queue_uid: Annotated[str, Meta(min_length=16, max_length=16)]
+    partition: Annotated[int, Meta(ge=0)]
+    records: list[bytes]
+
+
+class MoveInResponse(Response, tag="move_in"):
+    queue: str  # the destination's name
+
+
 class ClusterStatusRequest(Request, tag="cluster_status"):
     """Nodes, partitions, leaders, ISR and lag, as the answering node sees them."""
 
@@ -499,6 +515,7 @@ AnyRequest: TypeAlias = (
     | ChangeVisibilityBatchRequest
     | RedriveRequest
     | ReplicateRequest
+    | MoveInRequest
     | ClusterStatusRequest
     | DrainNodeRequest
     | PingRequest
@@ -521,6 +538,7 @@ AnyResponse: TypeAlias = (
     | ChangeVisibilityBatchResponse
     | RedriveResponse
     | ReplicateResponse
+    | MoveInResponse
     | ClusterStatusResponse
     | DrainNodeResponse
     | PingResponse

@@ -116,6 +116,7 @@ class NativeHandler:
             n.ReplicateRequest: self.not_clustered,
             n.ClusterStatusRequest: self.not_clustered,
             n.DrainNodeRequest: self.not_clustered,
+            n.MoveInRequest: self.not_clustered,
         }
 
     async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
