@@ -72,6 +72,7 @@ class Node:
             settings=self.cluster.settings,
             incarnation=self.incarnation,
             recovered=list(self.disk),
+            read_old=lambda start, end: self.disk[start:end],
             unclean=unclean,
             buggify=self.cluster.buggify,
         )

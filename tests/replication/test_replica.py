@@ -554,3 +554,47 @@ def test_message_codec_round_trips() -> None:
     ]
     for message in messages:
         assert decode(encode(message)) == message
+
+
+def test_committed_records_leave_memory_and_are_read_back_for_a_new_follower() -> None:
+    c = Cluster()
+    leader = c.bootstrap()
+    for i in range(10):
+        c.write(leader, f"m{i}".encode())
+    c.settle()
+    core = c.node[leader].replica
+    assert core.commit == 11
+    core.forget_below(100)  # only committed records may go: capped at the commit point
+    assert core.memory_base == 11
+    assert [r.offset for r in core.records(0, 11)] == list(range(11))  # read from "disk"
+    # n3 loses its disk and comes back empty: it catches up from the leader's storage
+    n3 = c.node["n3"]
+    n3.crash()
+    n3.disk.clear()
+    n3.synced = 0
+    n3.restart()
+    c.settle()
+    c.write(leader, b"after")
+    c.settle()
+    assert n3.disk == c.node[leader].disk
+    assert n3.replica.commit == c.node[leader].replica.commit == 12
+
+
+def test_a_replica_can_start_from_a_window_of_its_log() -> None:
+    from conveyor.replication import EpochHistory, LogRecord, Replica
+
+    disk = [epoch_start(0, 1, 1)] + [LogRecord(i, 1, 1, f"m{i}".encode()) for i in range(1, 8)]
+    history = EpochHistory.from_records(disk)
+    core = Replica(
+        "n1",
+        PARTITION,
+        settings=SETTINGS,
+        recovered=disk[5:],
+        recovered_base=5,
+        history=history,
+        read_old=lambda start, end: disk[start:end],
+        applied=5,
+    )
+    assert core.log_end == 8 and core.memory_base == 5 and core.commit == 5
+    assert core.records(3, 6) == disk[3:6]
+    assert core.history() == history.entries()

@@ -44,8 +44,10 @@ from typing import Protocol
 from conveyor import errors
 from conveyor.coordination.config import PartitionConfig
 from conveyor.replication import (
+    EPOCH_START,
     Apply,
     Effect,
+    EpochHistory,
     LogRecord,
     Message,
     Persist,
@@ -59,11 +61,14 @@ from conveyor.replication import (
     Truncate,
     reply_error,
 )
+from conveyor.replication.records import marker_epoch
 from conveyor.storage.file_log import FileLog
 from conveyor.storage.log import Callback, ErrorCallback
 from conveyor.storage.record import Record, SegmentInfo
 
 log = logging.getLogger("conveyor.cluster")
+
+memory_records_behind_commit = 4_096  # committed records a replica keeps in memory
 
 
 def monotonic_ms() -> int:
@@ -119,17 +124,37 @@ class ReplicaDriver:
         self.hooks = hooks
         self._clock = clock
         self._lock = threading.Lock()
-        recovered = [LogRecord(r.offset, r.ts_ms, r.type, r.payload) for r in log.scan(0)]
-        if (recovered and recovered[0].offset != 0) or len(recovered) != log.next_offset:
-            raise RuntimeError(
-                f"partition {partition}: its log has holes; a replicated log is never compacted"
-            )
+        # Memory holds the records from the checkpoint on; older ones stay on disk and
+        # are read back for a follower that is far behind. The scan finds the epoch
+        # markers (the epoch history) without keeping the rest.
+        history = EpochHistory()
+        recovered: list[LogRecord] = []
+        expected = 0
+        for r in log.scan(0):
+            if r.offset != expected:
+                raise RuntimeError(
+                    f"partition {partition}: its log has a hole at {expected}; "
+                    "a replicated log is never compacted"
+                )
+            expected += 1
+            if r.type == EPOCH_START:
+                marker = LogRecord(r.offset, r.ts_ms, r.type, r.payload)
+                epoch = marker_epoch(marker)
+                assert epoch is not None
+                history.append(epoch, r.offset)
+            if r.offset >= applied:
+                recovered.append(LogRecord(r.offset, r.ts_ms, r.type, r.payload))
+        if expected != log.next_offset:
+            raise RuntimeError(f"partition {partition}: its log ends before {log.next_offset}")
         self.core = Replica(
             node,
             partition,
             settings=settings,
             incarnation=incarnation,
             recovered=recovered,
+            recovered_base=min(applied, expected),
+            history=history,
+            read_old=self._read_old,
             applied=applied,
             unclean=unclean,
         )
@@ -159,7 +184,18 @@ class ReplicaDriver:
         self._input(lambda now: self.core.on_message(sender, message, now))
 
     def tick(self) -> None:
-        self._input(self.core.tick)
+        self._input(self._tick)
+
+    def _tick(self, now: int) -> list[Effect]:
+        effects = self.core.tick(now)
+        # committed records far behind stay on disk only (read back when fetched)
+        self.core.forget_below(self.core.commit - memory_records_behind_commit)
+        return effects
+
+    def _read_old(self, start: int, end: int) -> list[LogRecord]:
+        return [
+            LogRecord(r.offset, r.ts_ms, r.type, r.payload) for r in self.file_log.scan(start, end)
+        ]
 
     def _persisted(self, upto: int, log_version: int) -> None:
         if self._running == threading.get_ident():

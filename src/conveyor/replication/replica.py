@@ -44,7 +44,7 @@ log in this epoch.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from conveyor.coordination.config import PartitionConfig
 from conveyor.replication.buggify import NONE, Buggify
@@ -73,6 +73,55 @@ from conveyor.replication.records import (
 from conveyor.replication.settings import ReplicaSettings
 
 Entry = tuple[int, int, bytes]  # (type, ts_ms, payload) of a record a client appends
+ReadOld = Callable[[int, int], list[LogRecord]]  # (start, end) -> records, from storage
+
+
+class _Window:
+    """The replica's log: its newest records in memory, older ones in storage.
+
+    Offsets are dense from 0. Records below ``base`` were dropped from memory
+    (:meth:`Replica.forget_below`, committed records only) and are read back through
+    ``read_old`` — the driver's storage — when a follower far behind fetches them.
+    Without ``read_old`` nothing is ever dropped (the simulator keeps everything)."""
+
+    __slots__ = ("base", "items", "read_old")
+
+    def __init__(self, records: Sequence[LogRecord], base: int, read_old: ReadOld | None) -> None:
+        self.base = base
+        self.items = list(records)
+        self.read_old = read_old
+
+    def __len__(self) -> int:
+        return self.base + len(self.items)
+
+    def slice(self, start: int, end: int) -> list[LogRecord]:
+        end = min(end, len(self))
+        if start >= end:
+            return []
+        if start >= self.base:
+            return self.items[start - self.base : end - self.base]
+        assert self.read_old is not None
+        old = self.read_old(start, min(end, self.base))
+        return old + self.items[: max(0, end - self.base)]
+
+    def payload_size(self, offset: int) -> int:
+        if offset >= self.base:
+            return len(self.items[offset - self.base].payload)
+        return 0  # a cold read: counted as it comes (fetch_records_max bounds it)
+
+    def extend(self, records: Sequence[LogRecord]) -> None:
+        self.items.extend(records)
+
+    def truncate(self, end: int) -> None:
+        assert end >= self.base, (end, self.base)
+        del self.items[end - self.base :]
+
+    def forget_below(self, offset: int) -> None:
+        if self.read_old is None or offset <= self.base:
+            return
+        offset = min(offset, len(self))
+        del self.items[: offset - self.base]
+        self.base = offset
 
 
 class ReplicationInvariantError(AssertionError):
@@ -142,6 +191,9 @@ class Replica:
         settings: ReplicaSettings | None = None,
         incarnation: int = 0,
         recovered: Sequence[LogRecord] = (),
+        recovered_base: int = 0,
+        history: EpochHistory | None = None,
+        read_old: ReadOld | None = None,
         applied: int = 0,
         unclean: bool = False,
         buggify: Buggify = NONE,
@@ -161,10 +213,11 @@ class Replica:
         self.settings.check()
         self.buggify = buggify
         self.incarnation = incarnation
-        check_dense(recovered, 0)
-        assert 0 <= applied <= len(recovered), (applied, len(recovered))
-        self._log: list[LogRecord] = list(recovered)
-        self._history = EpochHistory.from_records(self._log)
+        check_dense(recovered, recovered_base)
+        assert recovered_base == 0 or (history is not None and read_old is not None)
+        self._log = _Window(recovered, recovered_base, read_old)
+        assert 0 <= applied <= len(self._log), (applied, len(self._log))
+        self._history = history if history is not None else EpochHistory.from_records(recovered)
         self._durable_end = len(self._log)
         self._log_version = 0
         self._commit = applied
@@ -249,7 +302,17 @@ class Replica:
         return self._history.entries()
 
     def records(self, start: int = 0, end: int | None = None) -> list[LogRecord]:
-        return self._log[start:end]
+        return self._log.slice(start, self.log_end if end is None else end)
+
+    def forget_below(self, offset: int) -> None:
+        """Drop records below ``offset`` from memory (only committed ones; storage keeps
+        them and ``read_old`` reads them back). A no-op without ``read_old``."""
+        self._log.forget_below(min(offset, self._commit))
+
+    @property
+    def memory_base(self) -> int:
+        """The oldest offset still held in memory."""
+        return self._log.base
 
     def status(self) -> dict[str, object]:
         return {
@@ -501,7 +564,7 @@ class Replica:
                 f"(commit {self._commit})"
             )
         self._log_version += 1
-        del self._log[end:]
+        self._log.truncate(end)
         self._history.truncate(end)
         self._durable_end = min(self._durable_end, end)
         out.append(Truncate(end, self._log_version))
@@ -510,7 +573,7 @@ class Replica:
         assert self._applied == self._commit <= commit <= self.log_end
         if commit == self._commit:
             return
-        records = tuple(self._log[self._applied : commit])
+        records = tuple(self._log.slice(self._applied, commit))
         self._commit = self._applied = commit
         out.append(Apply(records, commit))
 
@@ -587,11 +650,11 @@ class Replica:
         end = min(self.log_end, start + self.settings.fetch_records_max)
         size = 0
         for offset in range(start, end):
-            size += len(self._log[offset].payload)
+            size += self._log.payload_size(offset)
             if size > self.settings.fetch_bytes_max and offset > start:
                 end = offset
                 break
-        records = tuple(self._log[start:end])
+        records = tuple(self._log.slice(start, end))
         out.append(Send(req.replica, self._response(req, FetchStatus.OK, records)))
 
     def _answer_parked(self, now: int, out: list[Effect]) -> None:
@@ -778,7 +841,7 @@ class Replica:
         if last_start is not None:
             assert last_start < log_end, (last_start, log_end)
         else:
-            assert log_end == 0 or self._log[0].type != EPOCH_START
+            assert log_end == 0 or self._log.base > 0 or self._log.items[0].type != EPOCH_START
         if self._role is Role.LEADER:
             config = self._config
             assert config is not None and config.leader == self.node
