@@ -40,8 +40,7 @@ from benchlib import machine, tree_cpu_s
 
 from conveyor import errors
 from conveyor.client import AsyncClient, Client
-from conveyor.coordination.etcd_server import EtcdServer
-from conveyor.testing import ServerProcess
+from conveyor.testing import LocalCluster, ServerProcess
 from conveyor.types import SendEntry
 
 BODY = b"x" * 1024
@@ -139,58 +138,42 @@ def main() -> int:
     args = parser.parse_args()
     print(machine())
     print(f"fsync=always on every node; {args.seconds:g} s per scenario; medians of {args.runs}")
-    with tempfile.TemporaryDirectory(prefix="conveyor-cluster-bench-") as tmp:
-        root = Path(tmp)
-        etcd = EtcdServer(root / "etcd")
-        etcd.start()
-        nodes = {
-            f"n{i}": ServerProcess(
-                root / f"n{i}",
-                cluster=f"etcd://{etcd.endpoint}",
-                node_id=f"n{i}",
-                lease_ttl_ms=args.lease_ttl_ms,
-                start_timeout_s=30,
-            )
-            for i in (1, 2, 3)
-        }
-        try:
-            for node in nodes.values():
-                node.start()
-            first = next(iter(nodes.values()))
-            with Client(first.native_address) as admin:
-                admin.create_queue("rf3", {"replication_factor": 3})
-                admin.create_queue("rf1", {"replication_factor": 1})
-            scenarios: list[tuple[str, Callable[[str, str], int]]] = [
-                ("produce, one at a time", lambda a, q: one_at_a_time(a, q, args.seconds)),
-                ("produce, 32 in flight", lambda a, q: in_flight(a, q, args.seconds, 32, 1)),
-                (
-                    "produce, batches of 100, 8 in flight",
-                    lambda a, q: in_flight(a, q, args.seconds, 8, BATCH),
-                ),
-            ]
-            print(f"{'scenario':40} {'queue':5} {'msg/s':>10} {'cluster CPU µs/msg':>19}")
-            for name, fn in scenarios:
-                for queue in ("rf1", "rf3"):
-                    address = nodes[leader_of(first, queue)].native_address
-                    rates, cpus = [], []
-                    for _ in range(args.runs):
-                        rate, cpu = measure(list(nodes.values()), partial(fn, address, queue))
-                        rates.append(rate)
-                        cpus.append(cpu)
-                    print(
-                        f"{name:40} {queue:5} {statistics.median(rates):10,.0f} "
-                        f"{statistics.median(cpus):19,.0f}"
-                    )
-            times = [failover_s(nodes, "rf3") for _ in range(args.failovers)]
-            print(
-                f"failover (SIGKILL of the leader -> first acknowledged send), lease TTL "
-                f"{args.lease_ttl_ms} ms: median {statistics.median(times):.2f} s "
-                f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
-            )
-        finally:
-            for node in nodes.values():
-                node.kill()
-            etcd.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="conveyor-cluster-bench-") as tmp,
+        LocalCluster(Path(tmp), 3, lease_ttl_ms=args.lease_ttl_ms) as cluster,
+    ):
+        nodes = cluster.nodes
+        first = next(iter(nodes.values()))
+        with Client(first.native_address) as admin:
+            admin.create_queue("rf3", {"replication_factor": 3})
+            admin.create_queue("rf1", {"replication_factor": 1})
+        scenarios: list[tuple[str, Callable[[str, str], int]]] = [
+            ("produce, one at a time", lambda a, q: one_at_a_time(a, q, args.seconds)),
+            ("produce, 32 in flight", lambda a, q: in_flight(a, q, args.seconds, 32, 1)),
+            (
+                "produce, batches of 100, 8 in flight",
+                lambda a, q: in_flight(a, q, args.seconds, 8, BATCH),
+            ),
+        ]
+        print(f"{'scenario':40} {'queue':5} {'msg/s':>10} {'cluster CPU µs/msg':>19}")
+        for name, fn in scenarios:
+            for queue in ("rf1", "rf3"):
+                address = nodes[leader_of(first, queue)].native_address
+                rates, cpus = [], []
+                for _ in range(args.runs):
+                    rate, cpu = measure(list(nodes.values()), partial(fn, address, queue))
+                    rates.append(rate)
+                    cpus.append(cpu)
+                print(
+                    f"{name:40} {queue:5} {statistics.median(rates):10,.0f} "
+                    f"{statistics.median(cpus):19,.0f}"
+                )
+        times = [failover_s(nodes, "rf3") for _ in range(args.failovers)]
+        print(
+            f"failover (SIGKILL of the leader -> first acknowledged send), lease TTL "
+            f"{args.lease_ttl_ms} ms: median {statistics.median(times):.2f} s "
+            f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
+        )
     return 0
 
 

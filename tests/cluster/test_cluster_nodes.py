@@ -7,12 +7,10 @@ carry on against the new leader within seconds.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 
 import conveyor
 from conveyor import errors
-from conveyor.testing import ServerProcess
+from conveyor.testing import LocalCluster
 from conveyor.types import SendEntry
 
 pytestmark = pytest.mark.timeout(180)
@@ -36,67 +34,20 @@ def _need_etcd() -> None:
         pytest.skip(message)
 
 
+Cluster = LocalCluster
+
+
 @pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[object]:
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     _need_etcd()
-    from conveyor.coordination.etcd_server import EtcdServer
-
-    server = EtcdServer(tmp_path / "etcd")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-class Cluster:
-    def __init__(self, root: Path, etcd_endpoint: str, size: int) -> None:
-        self.nodes = {
-            f"n{i}": ServerProcess(
-                root / f"n{i}",
-                cluster=f"etcd://{etcd_endpoint}",
-                node_id=f"n{i}",
-                lease_ttl_ms=LEASE_TTL_MS,
-                start_timeout_s=30.0,
-            )
-            for i in range(1, size + 1)
-        }
-
-    def start(self) -> None:
-        for node in self.nodes.values():
-            node.start()
-
-    def stop(self) -> None:
-        for node in self.nodes.values():
-            node.kill()
-
-    def status(self, via: str) -> dict[str, object]:
-        url = self.nodes[via].http_url + "/api/v1/cluster"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            data: dict[str, object] = json.loads(resp.read())
-        return data
-
-    def leader(self, queue: str, via: str) -> str | None:
-        for p in self.status(via)["partitions"]:  # type: ignore[attr-defined]
-            if p["queue"] == queue:
-                return p["leader"]  # type: ignore[no-any-return]
-        return None
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, etcd: object) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
-    try:
-        c.start()
+    with LocalCluster(tmp_path, 3, lease_ttl_ms=LEASE_TTL_MS) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def _wait(predicate: object, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
@@ -113,7 +64,7 @@ def test_any_node_answers_and_replicas_agree(cluster: Cluster) -> None:
             client.send("orders", body)
             sent.add(body)
     status = cluster.status("n2")
-    (part,) = [p for p in status["partitions"] if p["queue"] == "orders"]  # type: ignore[attr-defined]
+    (part,) = [p for p in status["partitions"] if p["queue"] == "orders"]
     assert sorted(part["replicas"]) == ["n1", "n2", "n3"]
     assert sorted(part["isr"]) == ["n1", "n2", "n3"]
     got = set()
@@ -130,11 +81,7 @@ def test_any_node_answers_and_replicas_agree(cluster: Cluster) -> None:
     def caught_up() -> bool:
         ends = set()
         for name in cluster.nodes:
-            (p,) = [
-                p
-                for p in cluster.status(name)["partitions"]  # type: ignore[attr-defined]
-                if p["queue"] == "orders"
-            ]
+            (p,) = [p for p in cluster.status(name)["partitions"] if p["queue"] == "orders"]
             ends.add((p["local"]["log_end"], p["local"]["commit"]))
         return len(ends) == 1
 
@@ -288,7 +235,7 @@ def test_paused_leader_is_fenced(cluster: Cluster) -> None:
     for t in threads:
         t.join(60)
     status = cluster.status(leader)
-    (part,) = [p for p in status["partitions"] if p["queue"] == "payments"]  # type: ignore[attr-defined]
+    (part,) = [p for p in status["partitions"] if p["queue"] == "payments"]
     assert part["local"]["role"] != "leader"
     got: set[str] = set()
     with conveyor.Client(cluster.nodes[others[1]].native_address, timeout_s=30) as client:
@@ -359,34 +306,24 @@ def _drain_queue(address: str, queue: str) -> set[str]:
 
 
 def _replicas(cluster: Cluster, via: str) -> dict[str, int]:
-    return {n["id"]: n["replicas"] for n in cluster.status(via)["nodes"]}  # type: ignore[attr-defined]
+    return {n["id"]: n["replicas"] for n in cluster.status(via)["nodes"]}
 
 
-def test_node_added_under_load_gets_replicas(
-    cluster: Cluster, etcd: object, tmp_path: Path
-) -> None:
+def test_node_added_under_load_gets_replicas(cluster: Cluster) -> None:
     queues = ["q1", "q2", "q3"]
     with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
         for q in queues:
             admin.create_queue(q)
     with _Load(cluster, "q1", ["n2", "n3"]) as load:
         _wait(lambda: len(load.acked) >= 50, 30, "load before the new node")
-        n4 = ServerProcess(
-            tmp_path / "n4",
-            cluster=f"etcd://{etcd.endpoint}",  # type: ignore[attr-defined]
-            node_id="n4",
-            lease_ttl_ms=LEASE_TTL_MS,
-            start_timeout_s=30.0,
-        )
-        cluster.nodes["n4"] = n4
-        n4.start()
+        cluster.add("n4").start()
         # 9 replicas over 4 nodes, each partition back to 3 in-sync replicas
         _wait(
             lambda: (
                 sorted(_replicas(cluster, "n1").values()) == [2, 2, 2, 3]
                 and all(
                     sorted(p["isr"]) == sorted(p["replicas"]) and len(p["replicas"]) == 3
-                    for p in cluster.status("n1")["partitions"]  # type: ignore[attr-defined]
+                    for p in cluster.status("n1")["partitions"]
                 )
             ),
             60,
@@ -400,18 +337,8 @@ def test_node_added_under_load_gets_replicas(
     assert not missing, f"{len(missing)} acknowledged messages lost"
 
 
-def test_drained_node_leaves_with_nothing_lost(
-    cluster: Cluster, etcd: object, tmp_path: Path
-) -> None:
-    n4 = ServerProcess(
-        tmp_path / "n4",
-        cluster=f"etcd://{etcd.endpoint}",  # type: ignore[attr-defined]
-        node_id="n4",
-        lease_ttl_ms=LEASE_TTL_MS,
-        start_timeout_s=30.0,
-    )
-    cluster.nodes["n4"] = n4
-    n4.start()
+def test_drained_node_leaves_with_nothing_lost(cluster: Cluster) -> None:
+    cluster.add("n4").start()
     with conveyor.Client(cluster.nodes["n1"].native_address) as admin:
         for q in ("d1", "d2"):
             admin.create_queue(q)
@@ -432,22 +359,21 @@ def test_drained_node_leaves_with_nothing_lost(
     assert not missing, f"{len(missing)} acknowledged messages lost"
 
 
-def test_etcd_restart_does_not_stop_the_data_plane(tmp_path: Path, etcd: object) -> None:
+def test_etcd_restart_does_not_stop_the_data_plane(tmp_path: Path) -> None:
     """etcd down for less than a lease: leaders keep their leases and keep serving."""
-    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
-    for node in c.nodes.values():
-        node.settings["lease_ttl_ms"] = 8_000
+    _need_etcd()
+    c = LocalCluster(tmp_path, 3, lease_ttl_ms=8_000)
     try:
         c.start()
         with conveyor.Client(c.nodes["n1"].native_address) as admin:
             admin.create_queue("steady")
         with _Load(c, "steady", ["n1", "n2", "n3"]) as load:
             _wait(lambda: len(load.acked) >= 30, 30, "load before etcd stops")
-            etcd.kill()  # type: ignore[attr-defined]
+            c.etcd.kill()
             count, errors_before = len(load.acked), load.errors
             _wait(lambda: len(load.acked) >= count + 30, 20, "sends while etcd is down")
             assert load.errors == errors_before
-            etcd.start()  # type: ignore[attr-defined]
+            c.etcd.start()
             count = len(load.acked)
             _wait(lambda: len(load.acked) >= count + 30, 30, "sends after etcd is back")
         # the control plane works again: a new queue, served at once
@@ -497,7 +423,7 @@ def test_queue_with_partitions_led_by_different_nodes(cluster: Cluster) -> None:
         )
     leaders = {
         p["partition"]: p["leader"]
-        for p in cluster.status("n1")["partitions"]  # type: ignore[attr-defined]
+        for p in cluster.status("n1")["partitions"]
         if p["queue"] == "wide"
     }
     assert sorted(leaders.values()) == ["n1", "n2", "n3"], leaders
@@ -529,11 +455,10 @@ def test_queue_with_partitions_led_by_different_nodes(cluster: Cluster) -> None:
     assert all(v == list(range(5)) for v in seen.values()), seen
 
 
-def test_cluster_with_fsync_never_elects_and_serves(tmp_path: Path, etcd: object) -> None:
+def test_cluster_with_fsync_never_elects_and_serves(tmp_path: Path) -> None:
     """A weaker fsync policy only makes replicas unclean after a crash, not always."""
-    c = Cluster(tmp_path, etcd.endpoint, 3)  # type: ignore[attr-defined]
-    for node in c.nodes.values():
-        node.settings["fsync"] = "never"
+    _need_etcd()
+    c = LocalCluster(tmp_path, 3, lease_ttl_ms=LEASE_TTL_MS, fsync="never")
     try:
         c.start()
         with conveyor.Client(c.nodes["n1"].native_address) as client:
@@ -544,16 +469,16 @@ def test_cluster_with_fsync_never_elects_and_serves(tmp_path: Path, etcd: object
         assert c.nodes["n1"].terminate() == 0
         c.nodes["n1"].start()
         status = c.status("n1")
-        assert {n["id"] for n in status["nodes"]} == {"n1", "n2", "n3"}  # type: ignore[index]
+        assert {n["id"] for n in status["nodes"]} == {"n1", "n2", "n3"}
     finally:
         c.stop()
 
 
-def test_replicas_of_a_node_gone_for_good_are_rebuilt(tmp_path: Path, etcd: object) -> None:
-    c = Cluster(tmp_path, etcd.endpoint, 4)  # type: ignore[attr-defined]
-    for node in c.nodes.values():
-        node.settings["replace_after_s"] = 3
+def test_replicas_of_a_node_gone_for_good_are_rebuilt(tmp_path: Path) -> None:
+    _need_etcd()
+    c = LocalCluster(tmp_path, 4, lease_ttl_ms=LEASE_TTL_MS, replace_after_s=3)
     try:
+        c.etcd.start()
         for name in ("n1", "n2", "n3"):
             c.nodes[name].start()
         with conveyor.Client(c.nodes["n1"].native_address) as client:
@@ -566,21 +491,13 @@ def test_replicas_of_a_node_gone_for_good_are_rebuilt(tmp_path: Path, etcd: obje
         c.nodes[victim].kill()
 
         def rebuilt() -> bool:
-            (p,) = [
-                p
-                for p in c.status(leader)["partitions"]  # type: ignore[attr-defined,index]
-                if p["queue"] == "kept"
-            ]
+            (p,) = [p for p in c.status(leader)["partitions"] if p["queue"] == "kept"]
             return victim not in p["replicas"] and sorted(p["isr"]) == sorted(p["replicas"])
 
         _wait(rebuilt, 60, f"{victim}'s replica to be rebuilt on n4")
         survivors = [n for n in c.nodes if n != victim]
         for name in survivors:  # n4 caught up: it has the whole log
-            (p,) = [
-                p
-                for p in c.status(name)["partitions"]  # type: ignore[attr-defined]
-                if p["queue"] == "kept"
-            ]
+            (p,) = [p for p in c.status(name)["partitions"] if p["queue"] == "kept"]
             assert len(p["replicas"]) == 3 and "n4" in p["replicas"]
         got = _drain_queue(c.nodes["n4"].native_address, "kept")
         assert got == {f"m{i}" for i in range(20)}

@@ -19,7 +19,7 @@ import pytest
 
 import conveyor
 from conveyor import errors
-from conveyor.testing import ServerProcess
+from conveyor.testing import LocalCluster, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,26 +38,9 @@ def _need_etcd() -> None:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
     _need_etcd()
-    from conveyor.coordination.etcd_server import EtcdServer
-
     root = tmp_path_factory.mktemp("cluster-status")
-    etcd = EtcdServer(root / "etcd")
-    etcd.start()
-    started: dict[str, ServerProcess] = {}
-    try:
-        for name in NODES:
-            started[name] = ServerProcess(
-                root / name,
-                cluster=f"etcd://{etcd.endpoint}",
-                node_id=name,
-                lease_ttl_ms=LEASE_TTL_MS,
-                start_timeout_s=30.0,
-            ).start()
-        yield started
-    finally:
-        for node in started.values():
-            node.kill()
-        etcd.stop()
+    with LocalCluster(root, len(NODES), lease_ttl_ms=LEASE_TTL_MS) as c:
+        yield c.nodes
 
 
 def get_json(url: str) -> Any:

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 import conveyor
 from conveyor import errors
-from conveyor.testing import ServerProcess
+from conveyor.testing import LocalCluster, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,25 +41,8 @@ def _need_etcd() -> None:
 def cluster(tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
     """Three cluster nodes on one etcd; every process is stopped by PID."""
     _need_etcd()
-    from conveyor.coordination.etcd_server import EtcdServer
-
-    etcd = EtcdServer(tmp_path / "etcd")
-    etcd.start()
-    started: dict[str, ServerProcess] = {}
-    try:
-        for name in NODES:
-            started[name] = ServerProcess(
-                tmp_path / name,
-                cluster=f"etcd://{etcd.endpoint}",
-                node_id=name,
-                lease_ttl_ms=LEASE_TTL_MS,
-                start_timeout_s=30.0,
-            ).start()
-        yield started
-    finally:
-        for node in started.values():
-            node.kill()
-        etcd.stop()
+    with LocalCluster(tmp_path, len(NODES), lease_ttl_ms=LEASE_TTL_MS) as c:
+        yield c.nodes
 
 
 def cluster_status(node: ServerProcess) -> dict[str, Any]:
