@@ -34,7 +34,61 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
+class ChildProcess:
+    """What the process harnesses share: a subprocess logging to ``log_path``, waited
+    for until ``_ready()`` says it serves, stopped and killed by PID."""
+
+    what = "process"  # in error messages
+    log_path: Path
+    start_timeout_s: float
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.what} exited with {self.proc.returncode} while starting:\n{self.log()}"
+                )
+            try:
+                if self._ready():
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"{self.what} not ready after {self.start_timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+class ServerProcess(ChildProcess):
+    what = "server"
+
     def __init__(
         self,
         data_dir: str | os.PathLike[str],
@@ -61,11 +115,6 @@ class ServerProcess:
     @property
     def native_address(self) -> str:
         return f"127.0.0.1:{self.native_port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
 
     def command(self) -> list[str]:
         cmd = [
@@ -98,29 +147,9 @@ class ServerProcess:
         self.wait_ready()
         return self
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.proc.returncode} while starting:\n{self.log()}"
-                )
-            try:
-                with urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"server not ready after {self.start_timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(self.http_url + "/readyz", timeout=1) as resp:
+            return bool(resp.status == 200)
 
     def terminate(self, timeout_s: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL if it does not stop)."""
@@ -134,13 +163,6 @@ class ServerProcess:
             proc.kill()
             proc.wait()
             raise RuntimeError(f"server did not stop on SIGTERM:\n{self.log()}") from None
-
-    def kill(self) -> None:
-        """SIGKILL: a crash."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     def restart(self) -> ServerProcess:
         if self.proc is not None and self.proc.poll() is None:

@@ -30,7 +30,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from conveyor.testing import free_port
+from conveyor.testing import ChildProcess, free_port
 
 __all__ = ["EtcdServer", "etcd_binary", "main"]
 
@@ -45,7 +45,9 @@ def etcd_binary() -> str | None:
     )
 
 
-class EtcdServer:
+class EtcdServer(ChildProcess):
+    what = "etcd"
+
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
@@ -90,15 +92,6 @@ class EtcdServer:
     @property
     def peer_url(self) -> str:
         return f"http://127.0.0.1:{self.peer_port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def command(self) -> list[str]:
         return [
@@ -155,29 +148,9 @@ class EtcdServer:
         self._started_once = True
         return self
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"etcd exited with {self.proc.returncode} while starting:\n{self.log()}"
-                )
-            try:
-                with urllib.request.urlopen(self.client_url + "/health", timeout=1) as resp:
-                    if resp.status == 200 and b'"true"' in resp.read():
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"etcd not ready after {self.start_timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(self.client_url + "/health", timeout=1) as resp:
+            return resp.status == 200 and b'"true"' in resp.read()
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL if it does not stop)."""
@@ -190,13 +163,6 @@ class EtcdServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     def restart(self) -> EtcdServer:
         """Stop if running, then start on the same ports and data directory."""
