@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import conveyor.protocol.sqs as sqs_package
 from conveyor.protocol import sqs
-from conveyor.protocol.sqs import results, urls
+from conveyor.protocol.sqs import charset, results, urls
 from conveyor.protocol.sqs.errors import SqsError
 from conveyor.protocol.sqs.queue_attributes import check_attribute_names
 
@@ -198,3 +200,14 @@ def test_check_send_for_queue() -> None:
         }
     )
     assert size == 2 + 1 + 6 + 3
+
+
+@given(
+    st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=50)
+    | st.text(max_size=50)
+    | st.text(alphabet=st.sampled_from("ab\t\n\r\x00\x01\x0b\x1f\x7f é\ud800\ufffe"), max_size=20)
+)
+@settings(max_examples=500, deadline=None)
+def test_bad_character_fast_path_agrees_with_the_pattern(text: str) -> None:
+    match = charset._BAD_CHAR_RE.search(text)
+    assert charset.first_bad_character(text) == (None if match is None else match.group())

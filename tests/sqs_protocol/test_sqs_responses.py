@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
+import types
+import typing
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import msgspec
 import pytest
 import sqs_botocore as bc
 from sqs_samples import RESULTS
 
 from conveyor import errors as core_errors
 from conveyor.protocol import sqs
+from conveyor.protocol.sqs import results
 from conveyor.protocol.sqs.errors import SPECS, SqsError
-from conveyor.protocol.sqs.model import ACTIONS, XML_NAMESPACE
+from conveyor.protocol.sqs.model import ACTIONS, XML_NAMESPACE, Shape
 
 PROTOCOLS = ["json", "query"]
 
@@ -191,3 +196,115 @@ def test_error_messages_quoting_unprintable_input_stay_valid_xml() -> None:
     resp = sqs.render_error("query", err, "r")
     parsed = bc.parse("query", "GetQueueAttributes", resp.status, resp.headers, resp.body)
     assert parsed["Error"]["Message"] == "Unknown Attribute a\ufffdb\ufffd\r<x>."
+
+
+# --- typed results ------------------------------------------------------------------------
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "boolean": (bool,),
+    "blob": (bytes,),
+}
+
+
+def _typed_results() -> list[type[results.TypedResult]]:
+    return [results.SendMessageResult, results.ReceiveMessageResult]
+
+
+def _check_struct_against_shape(cls: type[msgspec.Struct], shape: Shape) -> None:
+    """Every field of ``cls`` is a member of ``shape``, of the member's kind; optional
+    fields default to None (absent, as None values of a dict result are)."""
+    required = set()
+    for f in msgspec.structs.fields(cls):
+        assert f.name in shape.members, (cls.__name__, f.name)
+        member = shape.members[f.name].shape
+        hint = f.type
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(hint) or hint
+        if member.kind in _KINDS:
+            assert origin in _KINDS[member.kind], (cls.__name__, f.name, hint)
+        elif member.kind == "list":
+            assert origin is list, (cls.__name__, f.name, hint)
+            (item,) = typing.get_args(hint)
+            assert member.item is not None
+            if member.item.kind == "structure":
+                _check_struct_against_shape(item, member.item)
+        else:
+            assert member.kind == "map" and origin is dict, (cls.__name__, f.name, hint)
+        if f.required:
+            required.add(f.name)
+        else:
+            assert f.default is None, (cls.__name__, f.name)
+    assert shape.required <= required, cls
+
+
+@pytest.mark.parametrize("cls", _typed_results(), ids=lambda c: c.__name__)
+def test_typed_results_match_the_model(cls: type[results.TypedResult]) -> None:
+    output = ACTIONS[cls.action].output
+    assert output is not None
+    _check_struct_against_shape(cls, output)
+
+
+def _typed_samples() -> list[tuple[str, results.TypedResult]]:
+    msg = results.received_message(
+        message_id="m-1",
+        receipt_handle="h-1",
+        body="héllo <b>&",
+        system_attributes={"SentTimestamp": "1700000000000", "ApproximateReceiveCount": "3"},
+        message_attributes={
+            "s": {"DataType": "String", "StringValue": "v<&>"},
+            "b": {"DataType": "Binary.gif", "BinaryValue": b"\x00\xff"},
+        },
+        requested_system=["All"],
+        requested_attributes=["All"],
+    )
+    plain = results.received_message(message_id="m-2", receipt_handle="h-2", body="x")
+    return [
+        ("SendMessage", results.send_message_result("m-1", "body")),
+        (
+            "SendMessage",
+            results.send_message_result(
+                "m-1",
+                "body",
+                {"a": {"DataType": "Number", "StringValue": "1"}},
+                {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1"}},
+                "18849496460467696128",
+            ),
+        ),
+        ("ReceiveMessage", results.ReceiveMessageResult([msg, plain])),
+        ("ReceiveMessage", results.ReceiveMessageResult([])),
+    ]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("sample", range(len(_typed_samples())))
+def test_typed_results_render_as_their_dicts(protocol: str, sample: int) -> None:
+    action, typed = _typed_samples()[sample]
+    as_dict = results.as_dict(typed)
+    assert None not in as_dict.values()
+    typed_resp = sqs.render_result(action, protocol, typed, "rid-1")
+    dict_resp = sqs.render_result(action, protocol, as_dict, "rid-1")
+    assert (typed_resp.status, typed_resp.content_type) == (200, dict_resp.content_type)
+    assert typed_resp.headers == dict_resp.headers
+    if protocol == "json":
+        assert json.loads(typed_resp.body) == json.loads(dict_resp.body)
+    else:
+        assert typed_resp.body == dict_resp.body
+    parsed = bc.parse(protocol, action, typed_resp.status, typed_resp.headers, typed_resp.body)
+    parsed.pop("ResponseMetadata")
+    assert parsed == roundtrip(protocol, action, as_dict)
+
+
+def test_typed_result_of_another_action_is_refused() -> None:
+    with pytest.raises(KeyError):
+        sqs.render_result("ReceiveMessage", "json", results.send_message_result("m", "b"), "r")
+
+
+def test_dict_builders_are_the_typed_ones() -> None:
+    assert sqs.send_result("m", "b", None, None, "1") == results.as_dict(
+        results.send_message_result("m", "b", None, None, "1")
+    )
+    assert sqs.send_result("m", "b") == {"MessageId": "m", "MD5OfMessageBody": sqs.md5_of_body("b")}

@@ -29,6 +29,15 @@ Standard queues hand out READY messages lowest offset first (a cursor over offse
 were never delivered, plus a heap of offsets that became visible again). FIFO queues keep
 one deque of offsets per message group; a group is blocked while any of its messages is
 in flight or moving, and groups are served in the order of their head message.
+
+Receive attempts (FIFO). A ``Deliver`` record carries the receive's attempt id (SQS's
+``ReceiveRequestAttemptId``); the state remembers, per attempt id, the last delivery
+made under it for :data:`receive_attempt_window_ms` (by record time). A receive that
+repeats the attempt id within the window gets the messages of that delivery that are
+still in flight under it, with the same receive counts (so the same receipt handles),
+and a ``Visibility`` record that resets their visibility timeout; when none is, it is a
+new receive. Being folded from the log like the rest, this survives restarts and is the
+same on every replica.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ STATUS_NAMES: Final = {
 }
 
 dedup_window_ms: Final = limits.dedup_window_s * 1000
+receive_attempt_window_ms: Final = limits.receive_attempt_window_s * 1000
+receive_attempts_kept_max: Final = 100_000  # per partition; the oldest are forgotten first
 expire_batch_max: Final = 10_000  # offsets in one Expire record
 visibility_total_ms_max: Final = limits.visibility_timeout_s_max * 1000
 
@@ -112,6 +123,14 @@ class MessageView(msgspec.Struct, frozen=True):
 class Delivery(msgspec.Struct, frozen=True):
     offset: int
     receive_count: int
+
+
+class _Attempt(msgspec.Struct, frozen=True):
+    """The last delivery made under one FIFO receive attempt id."""
+
+    ts: int  # the Deliver record's time
+    offsets: list[int]
+    receive_counts: list[int]
 
 
 class Stats(msgspec.Struct, frozen=True):
@@ -175,6 +194,9 @@ class PartitionState:
         self._dedup_order: deque[tuple[int, str]] = deque()
         self._origins: dict[str, tuple[int, int]] = {}  # origin -> (offset, ts)
         self._origin_order: deque[tuple[int, str]] = deque()
+        # FIFO receive attempts: attempt id -> its last delivery, by time window
+        self._attempts: dict[str, _Attempt] = {}
+        self._attempt_order: deque[tuple[int, str]] = deque()
         # moves under way: offset -> (destination uid, reset receive count)
         self.moving: dict[int, tuple[str, bool]] = {}
         # messages that came with an older sent time (moved): expire by their own clock
@@ -343,6 +365,23 @@ class PartitionState:
             if self.fifo:
                 gid = chunk.group[i]
                 self._group_block[gid] = self._group_block.get(gid, 0) + 1
+        if rec.attempt_id is not None and self.fifo:
+            self._remember_attempt(
+                rec.attempt_id, _Attempt(ts, list(rec.offsets), list(rec.receive_counts))
+            )
+
+    def _remember_attempt(self, attempt_id: str, attempt: _Attempt) -> None:
+        self._attempts.pop(attempt_id, None)  # the dict's order is the order remembered
+        self._attempts[attempt_id] = attempt
+        self._attempt_order.append((attempt.ts, attempt_id))
+        while len(self._attempts) > receive_attempts_kept_max:
+            self._forget_oldest_attempt()
+
+    def _forget_oldest_attempt(self) -> None:
+        t, key = self._attempt_order.popleft()
+        hit = self._attempts.get(key)
+        if hit is not None and hit.ts == t:
+            del self._attempts[key]
 
     def _apply_move_intent(self, off: int, rec: R.MoveIntent) -> None:
         chunk, i = self._slot(off)
@@ -426,6 +465,8 @@ class PartitionState:
             seen = self._origins.get(key)
             if seen is not None and seen[1] == t:
                 del self._origins[key]
+        while self._attempt_order and self._attempt_order[0][0] + receive_attempt_window_ms <= ts:
+            self._forget_oldest_attempt()
 
     # ------------------------------------------------------------------ time
     def poll(self, now: int) -> None:
@@ -500,8 +541,14 @@ class PartitionState:
         attempt_id: str | None = None,
     ) -> ReceiveDecision:
         """Pick up to ``max_messages`` READY messages; messages received
-        ``max_receive_count`` times already are routed to ``moves`` instead."""
+        ``max_receive_count`` times already are routed to ``moves`` instead. A FIFO
+        receive that repeats an ``attempt_id`` is answered by :meth:`decide_retry`
+        when that finds messages of the earlier delivery still in flight."""
         assert max_messages > 0 and visibility_timeout_ms >= 0
+        if attempt_id is not None:
+            retry = self.decide_retry(attempt_id, max_messages, visibility_timeout_ms, now)
+            if retry is not None:
+                return retry
         self.poll(now)
         picked: list[Delivery] = []
         moves: list[int] = []
@@ -532,6 +579,37 @@ class PartitionState:
                 )
             )
         return ReceiveDecision(records=recs, deliveries=picked, moves=moves)
+
+    def decide_retry(
+        self, attempt_id: str, max_messages: int, visibility_timeout_ms: int, now: int
+    ) -> ReceiveDecision | None:
+        """A FIFO receive repeating ``attempt_id`` within the window: the messages of
+        that attempt's last delivery still in flight under it (same receive count, so
+        the same receipt handles), at most ``max_messages``, with a ``Visibility`` record
+        that resets their visibility timeout; None when there are none (a new receive).
+        Messages whose visibility would end more than 12 hours after their delivery are
+        left out, as a ChangeMessageVisibility would refuse them."""
+        attempt = self._attempts.get(attempt_id) if self.fifo else None
+        if attempt is None or attempt.ts + receive_attempt_window_ms <= now:
+            return None
+        self.poll(now)
+        visible_at = now + visibility_timeout_ms
+        again: list[Delivery] = []
+        for off, rc in zip(attempt.offsets, attempt.receive_counts, strict=True):
+            chunk, i = self._slot(off)
+            if chunk is None or chunk.status[i] != INFLIGHT or chunk.rc[i] != rc:
+                continue  # deleted, visible again, moving, or delivered since
+            if visible_at - chunk.lease_start[i] > visibility_total_ms_max:
+                continue
+            again.append(Delivery(off, rc))
+            if len(again) >= max_messages:
+                break
+        if not again:
+            return None
+        record = R.Visibility(
+            offsets=[d.offset for d in again], visible_at_ms=[visible_at] * len(again)
+        )
+        return ReceiveDecision(records=[record], deliveries=again, moves=[])
 
     def _standard_candidates(self, want: int) -> list[int]:
         """READY offsets, lowest first, at most ``want`` plus any that must move."""
@@ -850,6 +928,9 @@ class PartitionState:
             h.update(f"|d{key}={self._dedup[key]}".encode())
         for key in sorted(self._origins):
             h.update(f"|o{key}={self._origins[key]}".encode())
+        for key in sorted(self._attempts):
+            a = self._attempts[key]
+            h.update(f"|a{key}={a.ts},{a.offsets},{a.receive_counts}".encode())
         return h.digest()
 
     # ------------------------------------------------------------------ checkpoints
@@ -893,6 +974,7 @@ class PartitionState:
             origins=[(k, *v) for k, v in self._origins.items()],
             moving=[(off, dest, reset) for off, (dest, reset) in self.moving.items()],
             moved_sent=list(self._moved_sent.items()),
+            attempts=[(k, a.ts, a.offsets, a.receive_counts) for k, a in self._attempts.items()],
         )
         return msgspec.msgpack.encode(snap)
 
@@ -971,6 +1053,8 @@ class PartitionState:
         for off, sent in snap.moved_sent:
             state._moved_sent[off] = sent
             heapq.heappush(state._moved_heap, (sent, off))
+        for key, ts, offs, rcs in sorted(snap.attempts, key=lambda a: a[1]):  # oldest first
+            state._remember_attempt(key, _Attempt(ts, list(offs), list(rcs)))
         if state.fifo:
             for gid in list(state._group_msgs):
                 state._offer_group(gid)
@@ -990,3 +1074,5 @@ class _Snapshot(msgspec.Struct, array_like=True):
     origins: list[tuple[str, int, int]]
     moving: list[tuple[int, str, bool]]
     moved_sent: list[tuple[int, int]]
+    # (attempt id, ts, offsets, receive counts); absent from older snapshots
+    attempts: list[tuple[str, int, list[int], list[int]]] = []

@@ -28,17 +28,23 @@ import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from conveyor import errors, limits
+from conveyor import errors
 from conveyor.broker.aio import AsyncBroker
 from conveyor.protocol import sqs
 from conveyor.protocol.sqs.errors import SqsError, invalid_attribute_value, invalid_value
 from conveyor.protocol.sqs.queue_attributes import check_attribute_names
+from conveyor.protocol.sqs.results import (
+    ReceivedMessage,
+    ReceiveMessageResult,
+    TypedResult,
+    received_message,
+    send_message_result,
+)
 from conveyor.protocol.sqs.urls import parse_arn
 from conveyor.queue import RedrivePolicy
 from conveyor.server.http import Request, Response
@@ -62,9 +68,9 @@ log = logging.getLogger("conveyor.sqs")
 
 list_queues_default_max = 1000  # ListQueues without MaxResults: AWS returns up to 1000
 move_tasks_listed_default = 1
-receive_attempts_kept_max = 100_000  # FIFO ReceiveRequestAttemptIds remembered (5 min each)
+broker_names_cached_max = 4096  # (account, SQS name) -> broker name, a pure function
 
-Result = dict[str, Any] | None
+Result = dict[str, Any] | TypedResult | None
 
 _id_mask = (1 << 48) - 1
 _FIFO_CONFIG = frozenset({"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope"})
@@ -73,22 +79,19 @@ _token_encoder = msgspec.json.Encoder()
 _token_decoder = msgspec.json.Decoder(dict[str, str])
 
 
-class _Attempt(NamedTuple):
-    expires_s: float  # time.monotonic()
-    visibility_s: int
-    messages: list[Message]
-
-
 class _Ctx:
     """Who is asking, from where: what actions need besides their parameters."""
 
-    __slots__ = ("account", "base", "region", "req")
+    __slots__ = ("account", "region", "req")
 
     def __init__(self, req: sqs.SqsRequest, account: str, region: str) -> None:
         self.req = req
         self.account = account
         self.region = region
-        self.base = sqs.base_url(req.host)
+
+    @property
+    def base(self) -> str:
+        return sqs.base_url(self.req.host)
 
     def url(self, account: str, name: str) -> str:
         return sqs.queue_url(self.base, account, name)
@@ -117,7 +120,7 @@ class SqsApi:
         # (str(uuid.uuid4()) per request costs more than the rest of a small request).
         self._request_id_prefix = str(uuid.uuid4())[:24]
         self._request_ids = itertools.count(1)
-        self._attempts: OrderedDict[tuple[str, str], _Attempt] = OrderedDict()
+        self._broker_names: dict[sqs.QueueRef, str] = {}
         self._actions: dict[str, Callable[[_Ctx], Awaitable[Result]]] = {
             "CreateQueue": self._create_queue,
             "GetQueueUrl": self._get_queue_url,
@@ -172,6 +175,7 @@ class SqsApi:
                 headers,
                 request.body,
                 credential=credential,
+                headers_lowered=True,  # http.Request's header names are lower case
             )
             if req.access_key is None:
                 region = self.settings.region
@@ -202,7 +206,13 @@ class SqsApi:
         """The broker name of the queue the request's QueueUrl names."""
         ref = ctx.req.queue
         assert ref is not None
-        return self.accounts.lookup(ref.account, ref.name)
+        name = self._broker_names.get(ref)
+        if name is None:
+            name = self.accounts.lookup(ref.account, ref.name)  # may raise: not kept
+            if len(self._broker_names) >= broker_names_cached_max:
+                self._broker_names.clear()
+            self._broker_names[ref] = name
+        return name
 
     def _arn_queue(self, arn: str, parameter: str) -> tuple[str, str, str]:
         """(broker name, account, name) of a queue ARN; ResourceNotFound if impossible."""
@@ -552,7 +562,7 @@ class SqsApi:
         result = (await self.broker.send_batch(name, [entry]))[0]
         if isinstance(result, errors.ConveyorError):
             raise result
-        return sqs.send_result(
+        return send_message_result(
             result.message_id,
             p["MessageBody"],
             p.get("MessageAttributes"),
@@ -590,64 +600,23 @@ class SqsApi:
     async def _receive_message(self, ctx: _Ctx) -> Result:
         p = ctx.req.params
         name = self._queue(ctx)
-        attempt_id: str | None = p.get("ReceiveRequestAttemptId")
-        if attempt_id is not None and name.endswith(".fifo"):
-            msgs = await self._receive_attempt(name, attempt_id, p)
-        else:
-            msgs = await self.broker.receive(
-                name,
-                p.get("MaxNumberOfMessages", 1),
-                visibility_timeout_s=p.get("VisibilityTimeout"),
-                wait_s=p.get("WaitTimeSeconds"),
-                attempt_id=None,
-            )
-        if not msgs:
-            return {"Messages": []}
-        requested_system = [*p.get("AttributeNames", ()), *p.get("MessageSystemAttributeNames", ())]
-        requested_attributes = p.get("MessageAttributeNames")
-        return {
-            "Messages": [
-                self._message(m, ctx, requested_system, requested_attributes) for m in msgs
-            ]
-        }
-
-    async def _receive_attempt(
-        self, name: str, attempt_id: str, p: Mapping[str, Any]
-    ) -> list[Message]:
-        """A FIFO receive that SQS lets a client retry: within the deduplication window,
-        the same ``ReceiveRequestAttemptId`` gets the same messages and receipt handles
-        back (those still in flight under them), with their visibility timeout reset."""
-        attempts = self._attempts
-        now = time.monotonic()
-        while attempts:
-            oldest = next(iter(attempts.values()))
-            if oldest.expires_s > now and len(attempts) <= receive_attempts_kept_max:
-                break
-            attempts.popitem(last=False)
-        key = (name, attempt_id)
-        earlier = attempts.get(key)
-        visibility: int | None = p.get("VisibilityTimeout")
-        if earlier is not None and earlier.expires_s > now:
-            vis = visibility if visibility is not None else earlier.visibility_s
-            results = await self.broker.change_visibility_batch(
-                name, [(m.receipt_handle, vis) for m in earlier.messages]
-            )
-            again = [m for m, r in zip(earlier.messages, results, strict=True) if r is None]
-            if again:
-                return again
-        if visibility is None:
-            visibility = (await self.broker.get_queue(name)).config.visibility_timeout_s
+        # A FIFO retry (the same ReceiveRequestAttemptId within 5 minutes) is answered by
+        # the partition state from its log (conveyor.partition.state: receive attempts),
+        # so it survives restarts. Standard queues ignore the attempt id, as AWS does.
         msgs = await self.broker.receive(
             name,
             p.get("MaxNumberOfMessages", 1),
-            visibility_timeout_s=visibility,
+            visibility_timeout_s=p.get("VisibilityTimeout"),
             wait_s=p.get("WaitTimeSeconds"),
-            attempt_id=attempt_id,
+            attempt_id=p.get("ReceiveRequestAttemptId") if name.endswith(".fifo") else None,
         )
-        if msgs:
-            attempts.pop(key, None)
-            attempts[key] = _Attempt(now + limits.receive_attempt_window_s, visibility, msgs)
-        return msgs
+        if not msgs:
+            return ReceiveMessageResult([])
+        requested_system = [*p.get("AttributeNames", ()), *p.get("MessageSystemAttributeNames", ())]
+        requested_attributes = p.get("MessageAttributeNames")
+        return ReceiveMessageResult(
+            [self._message(m, ctx, requested_system, requested_attributes) for m in msgs]
+        )
 
     def _message(
         self,
@@ -655,7 +624,7 @@ class SqsApi:
         ctx: _Ctx,
         requested_system: list[str],
         requested_attributes: list[str] | None,
-    ) -> dict[str, Any]:
+    ) -> ReceivedMessage:
         system: dict[str, str] | None = None
         if requested_system:
             system = {
@@ -683,9 +652,11 @@ class SqsApi:
             for key, a in m.attributes.items():
                 if a.binary_value is not None:
                     attributes[key] = {"DataType": a.data_type, "BinaryValue": a.binary_value}
-                else:
+                elif a.string_value is not None:
                     attributes[key] = {"DataType": a.data_type, "StringValue": a.string_value}
-        return sqs.message_result(
+                else:  # not from SQS (which needs a value); rendered without one
+                    attributes[key] = {"DataType": a.data_type}
+        return received_message(
             message_id=m.message_id,
             receipt_handle=m.receipt_handle,
             body=m.body.decode("utf-8", "replace"),

@@ -150,10 +150,10 @@ class Action:
     name: str
     input: Shape
     output: Shape | None  # None: the response carries only its request id
+    takes_queue_url: bool = field(init=False)  # read on every request: a field
 
-    @property
-    def takes_queue_url(self) -> bool:
-        return "QueueUrl" in self.input.members
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "takes_queue_url", "QueueUrl" in self.input.members)
 
 
 def _a(name: str, input: Shape, output: Shape | None = None) -> Action:

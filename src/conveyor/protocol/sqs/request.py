@@ -61,6 +61,7 @@ list_items_max = 1000  # no SQS list is longer; bounds hostile indices like Entr
 
 _INT_RE = re.compile(r"[+-]?[0-9]{1,20}")
 _json_decoder = msgspec.json.Decoder()
+_TARGETS = {TARGET_PREFIX + name: action for name, action in ACTIONS.items()}  # X-Amz-Target
 
 
 @dataclass(slots=True)
@@ -105,15 +106,21 @@ def parse_request(
     body: bytes,
     *,
     credential: Credential | None = None,
+    headers_lowered: bool = False,
 ) -> SqsRequest:
     """Decode and check an SQS request.
 
     ``query`` is the raw query string (no ``?``). ``credential`` is what
     :func:`sigv4.verify` returned, if the caller verified; else it is read (not
-    checked) from the request.
+    checked) from the request. ``headers_lowered``: every header name is in lower case
+    already (as :class:`conveyor.server.http.Request` has them), no need to copy.
     """
-    lowered = {k.lower(): v for k, v in headers.items()}
-    protocol = protocol_of(lowered)
+    lowered = headers if headers_lowered else {k.lower(): v for k, v in headers.items()}
+    protocol: Protocol = (
+        "json"
+        if "x-amz-target" in lowered or "amz-json" in (lowered.get("content-type") or "")
+        else "query"
+    )  # protocol_of(lowered), inline
     host = lowered.get("host")
     # A query request may be posted to the queue's URL instead of naming it.
     path_url = f"http://{host or 'localhost'}{path}" if path not in ("", "/") else None
@@ -121,18 +128,24 @@ def parse_request(
         action, params = _parse_json(lowered, body, path_url)
     else:
         action, params = _parse_query(method, query, body, path_url)
-    req = SqsRequest(action=action.name, params=params, protocol=protocol, host=host)
     if credential is None:
         credential = extract(lowered, query)
-    if credential is not None:
-        req.region = credential.region
-        req.access_key = credential.access_key
+    queue: QueueRef | None = None
+    url: str | None = None
     if action.takes_queue_url:
-        url: str = params["QueueUrl"]
-        req.queue = parse_queue_url(url)
-        req.queue_url = url
-    req.entry_errors = validate.check_request(action.name, params)
-    return req
+        url = params["QueueUrl"]
+        queue = parse_queue_url(url)
+    return SqsRequest(
+        action.name,
+        params,
+        protocol,
+        queue,
+        url,
+        DEFAULT_REGION if credential is None else credential.region,
+        None if credential is None else credential.access_key,
+        host,
+        validate.check_request(action.name, params),
+    )
 
 
 def _join(path: str, name: str | int) -> str:
@@ -150,8 +163,7 @@ def _parse_json(
     headers: Mapping[str, str], body: bytes, path_url: str | None
 ) -> tuple[Action, dict[str, Any]]:
     target = headers.get("x-amz-target", "")
-    prefix, _, name = target.partition(".")
-    action = ACTIONS.get(name) if prefix + "." == TARGET_PREFIX else None
+    action = _TARGETS.get(target)
     if action is None:
         raise SqsError("UnknownOperationException", f"Unknown operation {target!r}.")
     data: Any = {}

@@ -7,6 +7,9 @@ SendMessage ``{"MessageId": ..., "MD5OfMessageBody": ...}``, for ReceiveMessage
 "MessageAttributes": {...}}]}``; ``bytes`` for binary values; actions without output
 take ``None`` (or ``{}``). Keys the action's output does not have, and values of the
 wrong type, raise ``TypeError``/``KeyError`` — they are bugs in the caller, not input.
+A typed result (:class:`.results.TypedResult`, for the hot actions) is encoded in one
+call in the JSON protocol; its fields were checked against the output shape once, by
+the tests, rather than on every response.
 
 JSON protocol (``application/x-amz-json-1.0``)::
 
@@ -45,6 +48,7 @@ import msgspec
 from conveyor.protocol.sqs.errors import to_sqs_error
 from conveyor.protocol.sqs.model import ACTIONS, XML_NAMESPACE, Shape
 from conveyor.protocol.sqs.request import Protocol
+from conveyor.protocol.sqs.results import TypedResult, as_dict
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 XML_CONTENT_TYPE = "text/xml"
@@ -61,11 +65,21 @@ class SqsResponse:
 
 
 def render_result(
-    action: str, protocol: Protocol, result: Mapping[str, Any] | None, request_id: str
+    action: str,
+    protocol: Protocol,
+    result: Mapping[str, Any] | TypedResult | None,
+    request_id: str,
 ) -> SqsResponse:
-    """The 200 response for ``action``'s result."""
+    """The 200 response for ``action``'s result (a dict, or a typed result struct)."""
     spec = ACTIONS[action]
     headers = [("x-amzn-RequestId", request_id)]
+    if isinstance(result, TypedResult):
+        if result.action != action:
+            raise KeyError(f"{action} cannot answer with a {type(result).__name__}")
+        if protocol == "json":
+            # typed by construction: one encode, no walk over the output shape
+            return SqsResponse(200, _json_encoder.encode(result), JSON_CONTENT_TYPE, headers)
+        result = as_dict(result)
     if protocol == "json":
         if spec.output is None:
             if result:

@@ -1,14 +1,20 @@
-"""Builders for the result dicts the broker glue hands to :func:`response.render_result`.
+"""Builders for the results the broker glue hands to :func:`response.render_result`.
 
 They compute the digests (:mod:`.md5`) and apply ReceiveMessage's attribute selection,
-so the glue cannot get those subtly wrong. Each returns a plain dict in the action's
-output shape.
+so the glue cannot get those subtly wrong. Most return a plain dict in the action's
+output shape. The results of the hot actions also come typed, as :class:`TypedResult`
+structs whose fields are the output's members (``SendMessageResult``,
+``ReceiveMessageResult`` of ``ReceivedMessage``): the JSON protocol encodes those in
+one msgspec call, without walking the output shape (``send_result`` and
+``message_result`` are the same results as dicts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
 
 from conveyor.protocol.sqs.errors import to_sqs_error
 from conveyor.protocol.sqs.md5 import md5_of_attributes, md5_of_body
@@ -16,6 +22,65 @@ from conveyor.protocol.sqs.request import Protocol
 from conveyor.protocol.sqs.validate import SYSTEM_ATTRIBUTE_NAMES
 
 AttributeMap = Mapping[str, Mapping[str, Any]]
+
+
+class TypedResult(msgspec.Struct, omit_defaults=True):
+    """A result as a struct: field names and types are those of ``action``'s output
+    (tests check them against :mod:`.model`); fields left at their default (None) are
+    absent from the response, as None values of a dict result are."""
+
+    action: ClassVar[str]
+
+
+class SendMessageResult(TypedResult, omit_defaults=True):
+    action: ClassVar[str] = "SendMessage"
+    MessageId: str
+    MD5OfMessageBody: str
+    MD5OfMessageAttributes: str | None = None
+    MD5OfMessageSystemAttributes: str | None = None
+    SequenceNumber: str | None = None
+
+
+class ReceivedMessage(msgspec.Struct, omit_defaults=True):
+    """One message of :class:`ReceiveMessageResult` (``model.MESSAGE``)."""
+
+    MessageId: str
+    ReceiptHandle: str
+    MD5OfBody: str
+    Body: str
+    Attributes: dict[str, str] | None = None
+    MD5OfMessageAttributes: str | None = None
+    # values in the JSON shape: {"DataType": ..., "StringValue" or "BinaryValue": ...}
+    MessageAttributes: dict[str, Mapping[str, Any]] | None = None
+
+
+class ReceiveMessageResult(TypedResult, omit_defaults=True):
+    action: ClassVar[str] = "ReceiveMessage"
+    Messages: list[ReceivedMessage]  # no default: an empty list is rendered, as before
+
+
+def as_dict(result: msgspec.Struct) -> dict[str, Any]:
+    """A typed result as the plain dict of the same result (absent fields left out)."""
+    out = msgspec.to_builtins(result, builtin_types=(bytes, bytearray, memoryview))
+    assert isinstance(out, dict)
+    return out
+
+
+def send_message_result(
+    message_id: str,
+    body: str,
+    attributes: AttributeMap | None = None,
+    system_attributes: AttributeMap | None = None,
+    sequence_number: str | None = None,
+) -> SendMessageResult:
+    """SendMessage's result, typed (see :func:`send_result`)."""
+    return SendMessageResult(
+        message_id,
+        md5_of_body(body),
+        md5_of_attributes(attributes) if attributes else None,
+        md5_of_attributes(system_attributes) if system_attributes else None,
+        sequence_number,
+    )
 
 
 def send_result(
@@ -26,16 +91,9 @@ def send_result(
     sequence_number: str | None = None,
 ) -> dict[str, Any]:
     """SendMessage's result (and, with ``Id``, a SendMessageBatch success entry)."""
-    out: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)}
-    digest = md5_of_attributes(attributes)
-    if digest is not None:
-        out["MD5OfMessageAttributes"] = digest
-    digest = md5_of_attributes(system_attributes)
-    if digest is not None:
-        out["MD5OfMessageSystemAttributes"] = digest
-    if sequence_number is not None:
-        out["SequenceNumber"] = sequence_number
-    return out
+    return as_dict(
+        send_message_result(message_id, body, attributes, system_attributes, sequence_number)
+    )
 
 
 def send_batch_entry(
@@ -100,6 +158,30 @@ def select_system_attributes(
     return {k: v for k, v in system.items() if k in wanted}
 
 
+def received_message(
+    *,
+    message_id: str,
+    receipt_handle: str,
+    body: str,
+    system_attributes: Mapping[str, str] | None = None,
+    message_attributes: AttributeMap | None = None,
+    requested_system: Iterable[str] | None = None,
+    requested_attributes: Iterable[str] | None = None,
+) -> ReceivedMessage:
+    """One message of ReceiveMessage's result, typed (see :func:`message_result`)."""
+    out = ReceivedMessage(message_id, receipt_handle, md5_of_body(body), body)
+    if system_attributes and requested_system:
+        system = select_system_attributes(requested_system, system_attributes)
+        if system:
+            out.Attributes = system
+    if message_attributes:
+        selected = select_message_attributes(requested_attributes, message_attributes)
+        if selected:
+            out.MessageAttributes = selected
+        out.MD5OfMessageAttributes = md5_of_attributes(selected or message_attributes)
+    return out
+
+
 def message_result(
     *,
     message_id: str,
@@ -118,20 +200,14 @@ def message_result(
     returned. ``MD5OfMessageAttributes`` is the digest of the attributes returned (what
     SDKs check); when none are returned but the message has some, of all of them.
     """
-    out: dict[str, Any] = {
-        "MessageId": message_id,
-        "ReceiptHandle": receipt_handle,
-        "MD5OfBody": md5_of_body(body),
-        "Body": body,
-    }
-    system = select_system_attributes(requested_system, system_attributes or {})
-    if system:
-        out["Attributes"] = system
-    attributes = message_attributes or {}
-    selected = select_message_attributes(requested_attributes, attributes)
-    if selected:
-        out["MessageAttributes"] = selected
-    digest = md5_of_attributes(selected or attributes)
-    if digest is not None:
-        out["MD5OfMessageAttributes"] = digest
-    return out
+    return as_dict(
+        received_message(
+            message_id=message_id,
+            receipt_handle=receipt_handle,
+            body=body,
+            system_attributes=system_attributes,
+            message_attributes=message_attributes,
+            requested_system=requested_system,
+            requested_attributes=requested_attributes,
+        )
+    )

@@ -263,24 +263,25 @@ def message_size(entry: Mapping[str, Any]) -> int:
     The body and the message (user) attributes; system attributes do not count.
     """
     body: str = entry.get("MessageBody", "")
-    return len(body.encode("utf-8")) + attributes_size(entry.get("MessageAttributes"))
+    size = len(body) if body.isascii() else len(body.encode("utf-8"))
+    attributes = entry.get("MessageAttributes")
+    return size + attributes_size(attributes) if attributes else size
 
 
 def check_send(entry: Mapping[str, Any]) -> None:
     """One message of SendMessage or SendMessageBatch, as far as it can be checked alone."""
     check_body(entry["MessageBody"])
-    check_int(
-        "DelaySeconds",
-        entry.get("DelaySeconds"),
-        limits.delay_s_min,
-        limits.delay_s_max,
-    )
-    if entry.get("MessageAttributes"):
+    get = entry.get  # the checks of absent optional parameters are skipped: a hot path
+    if get("DelaySeconds") is not None:
+        check_int("DelaySeconds", entry["DelaySeconds"], limits.delay_s_min, limits.delay_s_max)
+    if get("MessageAttributes"):
         check_message_attributes(entry["MessageAttributes"])
-    if entry.get("MessageSystemAttributes"):
+    if get("MessageSystemAttributes"):
         check_message_attributes(entry["MessageSystemAttributes"], system=True)
-    check_token("MessageGroupId", entry.get("MessageGroupId"))
-    check_token("MessageDeduplicationId", entry.get("MessageDeduplicationId"))
+    if get("MessageGroupId") is not None:
+        check_token("MessageGroupId", entry["MessageGroupId"])
+    if get("MessageDeduplicationId") is not None:
+        check_token("MessageDeduplicationId", entry["MessageDeduplicationId"])
     if message_size(entry) > limits.message_size_bytes_max:
         raise invalid_parameter(
             "One or more parameters are invalid. Reason: Message must be shorter than "
