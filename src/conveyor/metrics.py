@@ -30,7 +30,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
@@ -59,6 +59,8 @@ DEFAULT_GROUP = "default"  # the consumer group the SQS API and receive() serve
 
 # Bucket bounds in seconds. Sends wait for an fsync (about 0.1-10 ms on real disks);
 # receive-to-delete is how long consumers work on a message (up to the 12 h lease).
+request_children_cached_max = 2_048  # (api, action, code) counters kept bound
+
 send_buckets_s = (
     0.0005,
     0.001,
@@ -232,6 +234,7 @@ class Metrics:
             buckets=fsync_buckets_s,
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, str], Any] = {}
         self.requests = Counter(
             "conveyor_requests",
             "Requests answered, by API (sqs, native, admin), action and result code "
@@ -282,7 +285,15 @@ class Metrics:
 
     def request(self, api: str, action: str, code: str = "OK") -> None:
         """Count one answered request (``code``: ``OK`` or the error's code)."""
-        self.requests.labels(api, action, code).inc()
+        key = (api, action, code)
+        child = self._request_children.get(key)
+        if child is None:
+            # labels() costs a few µs a call; the set of (api, action, code) is small
+            # (actions and error codes are fixed lists), so the children are kept
+            child = self.requests.labels(api, action, code)
+            if len(self._request_children) < request_children_cached_max:
+                self._request_children[key] = child
+        child.inc()
 
     def timed_fsync(self, fd: int) -> None:
         """``os.fsync`` that records its duration (the logs' ``fsync_fn``)."""
