@@ -502,3 +502,27 @@ def test_async_broker(data_dir: Path) -> None:
             assert m.text == "hi"
 
     asyncio.run(main())
+
+
+def test_fifo_retry_with_several_partitions_takes_nothing_new(
+    broker: conveyor.Broker, clock: FakeClock
+) -> None:
+    """A receive that repeats its attempt id gets the first attempt's messages again,
+    and nothing that arrived since in another partition."""
+    import zlib
+
+    broker.create_queue(
+        "pay.fifo", {"partitions": 2, "content_dedup": True, "dedup_scope": "message_group"}
+    )
+    groups = [f"g{i}" for i in range(20)]
+    g_a = groups[0]
+    g_b = next(g for g in groups if zlib.crc32(g.encode()) % 2 != zlib.crc32(g_a.encode()) % 2)
+    broker.send("pay.fifo", "first", group_id=g_a)
+    (first,) = broker.receive("pay.fifo", 10, attempt_id="try-1")
+    broker.send("pay.fifo", "later", group_id=g_b)  # the other partition
+    clock.advance(1)
+    again = broker.receive("pay.fifo", 10, attempt_id="try-1")
+    assert [m.text for m in again] == ["first"]
+    assert again[0].receipt_handle == first.receipt_handle
+    # a new attempt gets the new message
+    assert [m.text for m in broker.receive("pay.fifo", 10, attempt_id="try-2")] == ["later"]

@@ -861,6 +861,10 @@ class Broker:
         with self._locked(q):
             version = q.version
             n = len(q.partitions)
+            if attempt_id is not None and cfg.fifo and n > 1:
+                retried = self._retry_receive(q, attempt_id, max_messages, vis_ms, now)
+                if retried is not None:
+                    return Pick(version, *retried)
             start = q.recv_rr
             q.recv_rr += 1
             for k in range(n):
@@ -896,6 +900,36 @@ class Broker:
                     rec = part.read_append(d.offset)
                     picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
         return Pick(version, picked, moves, waits)
+
+    def _retry_receive(
+        self, q: _Queue, attempt_id: str, max_messages: int, vis_ms: int, now: int
+    ) -> (
+        tuple[
+            list[tuple[Partition, int, int, R.Append, Any]],
+            list[tuple[Partition, list[int]]],
+            Waits,
+        ]
+        | None
+    ):
+        """A FIFO receive repeating ``attempt_id`` on a queue with several partitions:
+        the first attempt's messages from every partition, and nothing new; None when no
+        partition remembers the attempt (a new receive). Call under the queue's lock."""
+        picked: list[tuple[Partition, int, int, R.Append, Any]] = []
+        waits: Waits = []
+        for part in q.partitions:
+            want = max_messages - len(picked)
+            if want <= 0 or (q.replicated and not part.writable):
+                continue
+            dec = part.state.decide_retry(attempt_id, want, vis_ms, now)
+            if dec is None:
+                continue
+            waits.append((part, part.commit(list(dec.records), now)))
+            for d in dec.deliveries:
+                rec = part.read_append(d.offset)
+                picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
+        if not picked:
+            return None
+        return picked, [], waits
 
     def receive_finish(self, q: _Queue, pick: Pick) -> list[Message]:
         """The messages of a receive whose records are durable, with receipt handles."""
