@@ -194,8 +194,29 @@ class _Protocol(asyncio.Protocol):
             self.loop.call_soon(self._flush)
         return await fut
 
+    def request_nowait(self, req: n.Request) -> asyncio.Future[n.Response] | None:
+        """Write ``req`` now if a slot is free (its answer comes in the future returned);
+        None when the connection is closed or full, and nothing was written."""
+        if self.closed is not None or self.conn.inflight >= self.conn.max_inflight:
+            return None
+        rid = self.conn.new_request_id()
+        req.id = rid
+        self.conn.send_into(req, self._out)
+        fut: asyncio.Future[n.Response] = self.loop.create_future()
+        self.pending[rid] = fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return fut
+
     def close(self) -> None:
         self._fail(ClientClosed("the client was closed"))
+
+
+def _consume(fut: asyncio.Future[n.Response]) -> None:
+    """Retrieve a one-way request's outcome, so an error is not reported as unhandled."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 class AsyncClient(calls.ClientOptions):
@@ -288,6 +309,19 @@ class AsyncClient(calls.ClientOptions):
         async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
             proto = await self._connection()
             return await proto.request(req)
+
+    def send_nowait(self, req: n.Request) -> bool:
+        """Write one request on the open connection without waiting for its answer (a
+        one-way message: nodes' replication traffic). False when there is no open
+        connection or no free slot; the caller then uses :meth:`request`."""
+        proto = self._proto
+        if proto is None or not proto.usable:
+            return False
+        fut = proto.request_nowait(req)
+        if fut is None:
+            return False
+        fut.add_done_callback(_consume)
+        return True
 
     # ------------------------------------------------------------------ running calls
     async def _run(self, call: calls.Call[T]) -> T:

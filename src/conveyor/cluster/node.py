@@ -593,7 +593,13 @@ class ClusterNode:
         loop.call_soon_threadsafe(self._send_soon, to, data)
 
     def _send_soon(self, to: str, data: bytes) -> None:
-        task = asyncio.ensure_future(self._send(to, data))
+        client = self._peer(to)
+        if client is None:
+            return
+        req = n.ReplicateRequest(id=0, sender=self.node_id, data=data)
+        if client.send_nowait(req):
+            return  # the common case: written on the open connection, no task
+        task = asyncio.ensure_future(self._send(to, data))  # connect first, or wait a slot
         task.add_done_callback(_ignore_result)
 
     async def _send(self, to: str, data: bytes) -> None:
