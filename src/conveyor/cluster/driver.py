@@ -375,7 +375,7 @@ class ReplicaDriver:
                 )
                 self.hooks.role_changed(self, item, commit)
         if self._applies and not in_append:
-            self.drain_applies()
+            self._drain_applies()
 
     def _drain_deferred(self) -> list[RoleChanged]:
         out = []
@@ -383,16 +383,12 @@ class ReplicaDriver:
             out.append(self._deferred.popleft())
         return out
 
-    def drain_applies(self) -> None:
+    def _drain_applies(self) -> None:
         """Apply committed records to the state, in order (the caller holds no queue lock)."""
         with self._apply_lock:
             while self._applies:
                 records = self._applies.popleft()
                 self.hooks.apply(self, records)
-
-    @property
-    def has_applies(self) -> bool:
-        return bool(self._applies)
 
     def close(self) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ from conveyor.broker.broker import Broker
 from conveyor.broker.catalog import QueueMeta, new_uid
 from conveyor.broker.partition import Partition
 from conveyor.client.aio import AsyncClient
+from conveyor.client.retry import RetryPolicy
 from conveyor.cluster.driver import ReplicaDriver, ReplicatedLog, monotonic_ms
 from conveyor.coordination.config import PartitionConfig
 from conveyor.coordination.controller import Controller
@@ -430,7 +431,7 @@ class ClusterNode:
                 hosted = self.hosted.get(config.partition)
             if hosted is not None:
                 hosted.driver.on_config(config)
-            elif any(self._hosts(q) for q in self.queues.values()):
+            elif self.node_id in config.replicas:  # a replica moved here: open its queue
                 await asyncio.to_thread(self._reconcile_queues)
         elif isinstance(event, QueueChanged):
             if event.value is None:
@@ -593,7 +594,7 @@ class ClusterNode:
         loop.call_soon_threadsafe(self._send_soon, to, data)
 
     def _send_soon(self, to: str, data: bytes) -> None:
-        client = self._peer(to)
+        client = self.peer(to)
         if client is None:
             return
         req = n.ReplicateRequest(id=0, sender=self.node_id, data=data)
@@ -603,21 +604,27 @@ class ClusterNode:
         task.add_done_callback(_ignore_result)
 
     async def _send(self, to: str, data: bytes) -> None:
-        client = self._peer(to)
+        client = self.peer(to)
         if client is None:
             return
         req = n.ReplicateRequest(id=0, sender=self.node_id, data=data)
         with contextlib.suppress(errors.ConveyorError, TimeoutError, OSError):
             await client.request(req, timeout_s=5.0)
 
-    def _peer(self, node: str) -> AsyncClient | None:
+    def peer(self, node: str) -> AsyncClient | None:
+        """The client of another node's native port (None: its address is not known).
+        One connection per peer carries replication, forwarded requests and moves; it
+        never retries (whoever asked retries, if that is safe)."""
         client = self._peers.get(node)
         if client is None:
             addresses = self.nodes.get(node)
             if addresses is None:
                 return None
             client = AsyncClient(
-                addresses.native, client_name="conveyor-node/" + self.node_id, timeout_s=10
+                addresses.native,
+                client_name="conveyor-node/" + self.node_id,
+                timeout_s=self.settings.forward_timeout_s,
+                retry=RetryPolicy(attempts=1),
             )
             self._peers[node] = client
         return client
@@ -713,7 +720,7 @@ class ClusterNode:
             if leader == self.node_id:
                 broker.accept_moves(dest_uid, p, recs)
                 continue
-            client = self._peer(leader)
+            client = self.peer(leader)
             if client is None:
                 raise errors.Unavailable(f"the leader {leader} is not reachable from here")
             req = n.MoveInRequest(

@@ -24,7 +24,6 @@ import msgspec
 from conveyor import errors
 from conveyor.broker.aio import AsyncBroker
 from conveyor.client.aio import AsyncClient
-from conveyor.client.retry import RetryPolicy
 from conveyor.cluster.node import ClusterNode
 from conveyor.partition import records as R
 from conveyor.protocol import native as n
@@ -131,7 +130,7 @@ class ClusterNativeHandler(NativeHandler):
         return await super().handle(req)
 
     async def _forward(self, leader: str, req: n.Request) -> n.Response | n.ErrorResponse:
-        client = self.cluster._peer(leader)
+        client = self.cluster.peer(leader)
         if client is None:
             raise errors.Unavailable(f"the leader {leader} is not reachable from this node")
         wait = float(getattr(req, "wait_s", 0) or 0)
@@ -200,29 +199,16 @@ class RoutedBroker(AsyncBroker):
         super().__init__(local.sync)
         self.local = local
         self.cluster = cluster
-        self._clients: dict[str, AsyncClient] = {}
         self._rr = 0
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
-        await self.local.close()
+        await self.local.close()  # the peer clients are the cluster node's to close
 
     # --- where calls run -----------------------------------------------------------------
     def _client(self, node: str) -> AsyncClient:
-        client = self._clients.get(node)
+        client = self.cluster.peer(node)
         if client is None:
-            addresses = self.cluster.nodes.get(node)
-            if addresses is None:
-                raise errors.Unavailable(f"the node {node} is not known here; retry")
-            client = AsyncClient(
-                addresses.native,
-                client_name=NODE_CLIENT_PREFIX + self.cluster.node_id,
-                timeout_s=self.cluster.settings.forward_timeout_s,
-                retry=RetryPolicy(attempts=1),
-            )
-            self._clients[node] = client
+            raise errors.Unavailable(f"the node {node} is not known here; retry")
         return client
 
     async def _on(self, node: str, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -8,31 +8,15 @@ from conveyor.cluster.node import ClusterNode, ClusterSettings
 from conveyor.coordination.coordinator import Coordinator
 from conveyor.server.settings import Settings
 
-SCHEME = "etcd://"
-
-
-def etcd_endpoints(url: str) -> list[str]:
-    """``etcd://h1:2379,h2:2379`` -> ``["h1:2379", "h2:2379"]`` (ValueError if malformed)."""
-    if not url.startswith(SCHEME):
-        raise ValueError(f"--cluster takes etcd://HOST:PORT[,HOST:PORT...], not {url!r}")
-    endpoints = [e.strip() for e in url[len(SCHEME) :].split(",") if e.strip()]
-    for endpoint in endpoints:
-        host, sep, port = endpoint.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"etcd endpoint {endpoint!r} is not HOST:PORT")
-    if not endpoints:
-        raise ValueError("--cluster names no etcd endpoint")
-    return endpoints
-
 
 def cluster_node(settings: Settings, coordinator: Coordinator | None = None) -> ClusterNode:
     """The cluster side of a node (blocking: connects to etcd)."""
     if not settings.node_id:
         raise ValueError("cluster mode needs --node-id (a name unique in the cluster)")
     if coordinator is None:
-        from conveyor.coordination.etcd import EtcdCoordinator
+        from conveyor.coordination.etcd import EtcdCoordinator, parse_endpoints
 
-        coordinator = EtcdCoordinator(etcd_endpoints(settings.cluster))
+        coordinator = EtcdCoordinator(parse_endpoints(settings.cluster))
     host = settings.advertise or settings.host
     cluster = ClusterSettings(
         node_id=settings.node_id,
