@@ -79,8 +79,9 @@ class ClusterNativeHandler(NativeHandler):
     async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
         if client.startswith(NODE_CLIENT_PREFIX) and not isinstance(req, _CLUSTER_REQUESTS):
             queue = _queue_of(req)
-            if queue is not None and queue in self.cluster.queues:
-                # named leader, perhaps before this node has opened the queue
+            if queue is not None:
+                # the sender knows the queue and names this node leader; this node's
+                # catalog may not have caught up yet (or not opened the queue): wait
                 try:
                     await wait_until_leading(self.cluster, queue, None)
                 except errors.ConveyorError as exc:
