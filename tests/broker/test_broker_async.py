@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 import conveyor
 from conveyor import errors
+from conveyor.storage import bounds
 from conveyor.types import SendEntry
 
 
@@ -135,5 +139,45 @@ def test_long_poll_times_out_empty(tmp_path: Path) -> None:
             assert await broker.receive("q", 1, wait_s=0.3) == []
             assert 0.25 < time.monotonic() - started < 1.5
             assert len(broker.sync._queues["q"].parked) == 0
+
+    run(main())
+
+
+def test_the_event_loop_fsyncs_small_rounds_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One small send is made durable by an fsync on the loop's own thread; a batch over
+    ``loop_sync_bytes_max`` goes to a committer thread, and the loop goes on meanwhile."""
+    threads: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            threads.append(threading.get_ident())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs")
+            loop_thread = threading.get_ident()
+            threads.clear()
+            await broker.send("jobs", "small")
+            assert threads == [loop_thread]
+
+            threads.clear()
+            big = bounds.loop_sync_bytes_max // 4
+            results = await broker.send_batch("jobs", [SendEntry(body=b"x" * big)] * 5)
+            assert not any(isinstance(r, Exception) for r in results)
+            assert threads and loop_thread not in threads
+
+            # requests answered in one round of the loop share one fsync
+            threads.clear()
+            await asyncio.gather(*(broker.send("jobs", f"m{i}") for i in range(20)))
+            assert len(threads) == 1
+
+        with conveyor.open(tmp_path) as broker:
+            assert broker.get_queue("jobs").stats.messages == 26  # type: ignore[union-attr]
 
     run(main())

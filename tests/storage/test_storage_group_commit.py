@@ -212,3 +212,56 @@ def test_close_waits_for_running_fsync(tmp_path: Path) -> None:
     syncer.join(5)
     closer.join(5)
     assert log.closed
+
+
+def test_sync_if_small_runs_a_small_round_on_the_calling_thread(tmp_path: Path) -> None:
+    seam = FsyncSeam()
+    log = FileLog(tmp_path / "log", fsync_fn=seam, committer=_IdleCommitter())
+    opened = seam.data  # the new segment's own fsync
+    assert log.sync_if_small(1024)  # nothing to sync: no fsync
+    assert seam.data == opened
+    log.append(0, TS, b"x" * 100)
+    assert log.sync_if_small(1024)
+    assert seam.data == opened + 1 and log.synced_offset == log.next_offset == 1
+
+    # more waiting than the limit: nothing done, the caller waits for the committer
+    log.append_batch([(0, TS, b"y" * 400)] * 4)
+    assert not log.sync_if_small(1024)
+    assert seam.data == opened + 1 and log.synced_offset == 1
+    assert log.sync_if_small(4096)
+    assert seam.data == opened + 2 and log.synced_offset == 5
+
+    seam.fail = OSError(5, "EIO")
+    log.append(0, TS, b"lost?")
+    with pytest.raises(LogFailed):
+        log.sync_if_small(1024)
+    with pytest.raises(LogFailed):
+        log.sync_if_small(1024)
+    log.close()
+
+
+def test_sync_if_small_leaves_a_running_round_alone(tmp_path: Path) -> None:
+    seam = FsyncSeam(delay_s=0.2)
+    log = FileLog(tmp_path / "log", fsync_fn=seam)
+    off = log.append(0, TS, b"a")
+    waiter = threading.Thread(target=log.wait_durable, args=(off,))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while seam.clock == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)  # the waiter's round has started its fsync
+    log.append(0, TS, b"b")
+    assert not log.sync_if_small(1 << 20)  # never two rounds of one log at once
+    waiter.join()
+    assert log.sync_if_small(1 << 20)
+    assert log.synced_offset == 2
+    log.close()
+
+
+def test_sync_if_small_is_free_without_fsync_always(tmp_path: Path) -> None:
+    seam = FsyncSeam()
+    log = FileLog(tmp_path / "log", fsync="never", fsync_fn=seam)
+    opened = seam.data
+    log.append(0, TS, b"a")
+    assert log.sync_if_small(0)
+    assert seam.data == opened
+    log.close()

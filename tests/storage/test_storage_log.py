@@ -16,6 +16,7 @@ from conveyor.storage import (
     MemoryLog,
     Record,
     RecordTooLarge,
+    bounds,
 )
 
 from .storage_helpers import SEGMENT_BYTES_SMALL, LogFactory, records_of
@@ -110,6 +111,46 @@ def test_segment_roll(make_log: LogFactory) -> None:
     assert list(log.scan()) == recs
     assert list(log.scan(55, 140)) == recs[55:140]
     assert (infos[0].path is None) == (not make_log.is_file)
+
+
+def test_read_many_in_any_order_across_segments_and_holes(make_log: LogFactory) -> None:
+    log = make_log(segment_bytes_max=SEGMENT_BYTES_SMALL)
+    rng = random.Random(7)
+    recs = fill(log, 300, 300, rng)
+    assert len(log.segments()) > 3
+    assert log.read_many([]) == []
+    for _ in range(50):
+        offsets = rng.sample(range(300), rng.randint(1, 40))
+        assert log.read_many(offsets) == [recs[o] for o in offsets]
+    assert log.read_many([5, 5, 4]) == [recs[5], recs[5], recs[4]]
+    assert log.read_many(list(range(300))) == recs
+    # a compacted segment: the records it kept, and KeyError for one it dropped
+    seg = log.segments()[1]
+    keep = {seg.base_offset + 1, seg.end_offset - 1}
+    log.rewrite_segment(seg.base_offset, keep)
+    wanted = [0, seg.base_offset + 1, seg.end_offset - 1, 299]
+    assert log.read_many(wanted) == [recs[o] for o in wanted]
+    with pytest.raises(KeyError):
+        log.read_many([0, seg.base_offset])
+    with pytest.raises(KeyError):
+        log.read_many([300])
+
+
+@pytest.mark.parametrize("gap, chunk", [(0, 1 << 20), (1 << 20, 1), (500, 2000)])
+def test_read_many_splits_its_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: int, chunk: int
+) -> None:
+    """Whatever the read bounds, the answer is the same (one pread per record at one
+    extreme, one per segment at the other)."""
+    monkeypatch.setattr(bounds, "read_gap_bytes", gap)
+    monkeypatch.setattr(bounds, "scan_chunk_bytes", chunk)
+    log = FileLog(tmp_path / "log", segment_bytes_max=64 * 1024)
+    rng = random.Random(gap + chunk)
+    recs = fill(log, 400, 400, rng)
+    for _ in range(30):
+        offsets = sorted(rng.sample(range(400), rng.randint(1, 60)))
+        assert log.read_many(offsets) == [recs[o] for o in offsets]
+    log.close()
 
 
 def test_both_logs_roll_alike(tmp_path: Path) -> None:

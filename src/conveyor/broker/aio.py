@@ -7,6 +7,13 @@ and one ``write``), then await durability through the log's ``on_durable`` callb
 which the committer thread resolves after its fsync. So one fsync answers every request
 that arrived while the previous one ran, with no thread per request.
 
+Who fsyncs: when the records a round of the event loop appended are few
+(``bounds.loop_sync_bytes_max``), the loop fsyncs them itself at the start of its next
+round (:class:`_LoopSyncer`), which for one request at a time is cheaper and sooner than
+waking a committer thread and being woken back by it (measured: ≈ 1.5 times the requests a
+second, ≈ 40 % less server CPU per request). Larger rounds go to the committer, so the
+loop goes on decoding and appending while the disk works.
+
 A long poll parks a future on the queue (:class:`~conveyor.broker.broker.Parked`); a
 send wakes one parked receiver per message that became visible, so ten thousand parked
 receivers cost a future and a timer each, and no CPU until a message comes. Rare
@@ -22,10 +29,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from conveyor import errors
 from conveyor.broker.broker import Broker, Parked, Pick, Waits, _Queue
+from conveyor.storage import bounds
+from conveyor.storage.file_log import FileLog
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
 
@@ -60,6 +69,15 @@ class _LoopWaker:
             fn(arg)
 
 
+_Done = Callable[[BaseException | None], None]
+
+
+class _AnyThread(Protocol):
+    """A callback for ``on_durable`` both on success (no argument) and on error."""
+
+    def __call__(self, exc: BaseException | None = None) -> None: ...
+
+
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = (
     weakref.WeakKeyDictionary()
 )
@@ -70,6 +88,53 @@ def _waker(loop: asyncio.AbstractEventLoop) -> _LoopWaker:
     if waker is None:
         waker = _wakers[loop] = _LoopWaker(loop)
     return waker
+
+
+class _LoopSyncer:
+    """Small fsync rounds run by the event loop itself, once per loop round: requests
+    answered in the same round share one fsync, run at the start of the next round
+    (``call_soon``) before new input is read."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._pending: dict[FileLog, list[tuple[int, _Done, _AnyThread]]] = {}
+
+    def add(self, log: FileLog, offset: int, done: _Done, from_any_thread: _AnyThread) -> None:
+        pending = self._pending
+        if not pending:
+            self.loop.call_soon(self._run)
+        waits = pending.get(log)
+        if waits is None:
+            waits = pending[log] = []
+        waits.append((offset, done, from_any_thread))
+
+    def _run(self) -> None:
+        pending, self._pending = self._pending, {}
+        for log, waits in pending.items():
+            try:
+                synced = log.sync_if_small(bounds.loop_sync_bytes_max)
+            except Exception as exc:  # the log failed or closed: so does every wait
+                for _, done, _ in waits:
+                    done(exc)
+                continue
+            if synced:
+                for _, done, _ in waits:
+                    done(None)
+            else:  # too much for the loop, or a committer round is running: wait for it
+                for offset, _, from_any_thread in waits:
+                    log.on_durable(offset, from_any_thread, from_any_thread)
+
+
+_syncers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSyncer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _syncer(loop: asyncio.AbstractEventLoop) -> _LoopSyncer:
+    syncer = _syncers.get(loop)
+    if syncer is None:
+        syncer = _syncers[loop] = _LoopSyncer(loop)
+    return syncer
 
 
 def durable(waits: Waits) -> asyncio.Future[None] | None:
@@ -96,7 +161,11 @@ def durable(waits: Waits) -> asyncio.Future[None] | None:
         waker.call(done, exc)
 
     for part, off in waits:
-        part.log.on_durable(off, from_any_thread, from_any_thread)
+        log = part.log
+        if type(log) is FileLog and log.policy == "always":
+            _syncer(loop).add(log, off, done, from_any_thread)
+        else:
+            log.on_durable(off, from_any_thread, from_any_thread)
     if fut.done():
         return None if fut.exception() is None else fut
     return fut

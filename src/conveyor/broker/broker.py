@@ -896,10 +896,22 @@ class Broker:
                     again = sum(1 for d in dec.deliveries if d.receive_count > 1)
                     if again:
                         pm.redelivered += again
-                for d in dec.deliveries:
-                    rec = part.read_append(d.offset)
-                    picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
+                self._pick(part, dec.deliveries, picked)
         return Pick(version, picked, moves, waits)
+
+    @staticmethod
+    def _pick(
+        part: Partition,
+        deliveries: Sequence[Any],
+        picked: list[tuple[Partition, int, int, R.Append, Any]],
+    ) -> None:
+        """Read the messages ``deliveries`` name, for :meth:`receive_finish`."""
+        if not deliveries:
+            return
+        view = part.state.view
+        recs = part.read_appends([d.offset for d in deliveries])
+        for d, rec in zip(deliveries, recs, strict=True):
+            picked.append((part, d.offset, d.receive_count, rec, view(d.offset)))
 
     def _retry_receive(
         self, q: _Queue, attempt_id: str, max_messages: int, vis_ms: int, now: int
@@ -924,9 +936,7 @@ class Broker:
             if dec is None:
                 continue
             waits.append((part, part.commit(list(dec.records), now)))
-            for d in dec.deliveries:
-                rec = part.read_append(d.offset)
-                picked.append((part, d.offset, d.receive_count, rec, part.state.view(d.offset)))
+            self._pick(part, dec.deliveries, picked)
         if not picked:
             return None
         return picked, [], waits

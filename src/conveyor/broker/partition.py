@@ -133,13 +133,15 @@ class Partition:
             rtype, payload = R.encode(rec)
             items.append((rtype, now, payload))
         first = self.log.append_batch(items)
-        state = self.state
-        for i, rec in enumerate(records):
-            state.apply(first + i, now, rec)
+        self.state.apply_batch(first, now, records)
         return first + len(records) - 1
 
     def read_append(self, offset: int) -> R.Append:
         return R.decode_append(self.log.read(offset).payload)
+
+    def read_appends(self, offsets: list[int]) -> list[R.Append]:
+        decode = R.decode_append
+        return [decode(rec.payload) for rec in self.log.read_many(offsets)]
 
     def wait_durable(self, offset: int) -> None:
         self.log.wait_durable(offset)

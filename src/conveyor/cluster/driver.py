@@ -513,6 +513,9 @@ class ReplicatedLog:
     def read(self, offset: int) -> Record:
         return self.file_log.read(offset)
 
+    def read_many(self, offsets: Sequence[int]) -> list[Record]:
+        return self.file_log.read_many(offsets)
+
     def scan(self, start: int = 0, end: int | None = None) -> Iterator[Record]:
         return self.file_log.scan(start, end)
 

@@ -21,10 +21,16 @@ segment_bytes_min = 4 * KiB  # the smallest segment_bytes_max a log accepts (tes
 
 # Reads ------------------------------------------------------------------------
 scan_chunk_bytes = 1 * MiB  # one pread (and one lock hold) of scan() reads about this much
+# read_many() reads records this close together with one pread, the frames between them
+# too (copying 32 KiB from the page cache costs about what another pread does)
+read_gap_bytes = 32 * KiB
 recovery_read_bytes = 4 * MiB  # the scan of a segment on open reads this much at a time
 sealed_fds_open_max = 8  # file descriptors of sealed segments a log keeps open (LRU)
 
 # Group commit -----------------------------------------------------------------
+# an event loop fsyncs a round of its own appends itself when they are at most this many
+# bytes (one request at a time, a few dozen small ones); larger rounds go to the committer
+loop_sync_bytes_max = 64 * KiB
 committer_threads_max = 4  # worker threads of the shared committer, started on demand
 fsync_interval_ms_min = 1
 fsync_interval_ms_max = 60_000

@@ -21,7 +21,9 @@ becomes the leader; the others sleep on a condition and are woken when it ends, 
 of those still waiting leads the next). ``on_durable`` registers a callback and asks the
 shared :class:`~conveyor.storage.committer.Committer` for a round; the thread that ends
 a round calls the callbacks it satisfied, and asks the committer again if callbacks are
-left. ``fsync="interval"`` schedules a round on the committer ``fsync_interval_ms``
+left. ``sync_if_small`` lets an event loop run a small round itself (see
+:mod:`conveyor.broker.aio`): for one request at a time, waking a committer thread and
+being woken back costs more CPU and time than the fsync. ``fsync="interval"`` schedules a round on the committer ``fsync_interval_ms``
 after the first write that is not yet synced.
 
 The one fsync made under ``_lock`` is at a segment roll (once per
@@ -170,6 +172,8 @@ class FileLog:
         self._next_offset = 0
         self._synced = 0
         self._syncing = False
+        self._appended_bytes = 0  # bytes appended since open, and when the last round began
+        self._round_bytes = 0
         self._epoch = 0  # bumped by truncate/reset: a round that began before must not count
         self._waiters: list[tuple[int, int, _Waiter]] = []
         self._callback_waiters = 0
@@ -258,6 +262,7 @@ class FileLog:
                 self._undo_write_locked(active, before, exc)
                 raise StorageError(f"{active.path}: write failed: {exc}") from exc
             self._next_offset = first + len(items)
+            self._appended_bytes += batch_bytes
             if self.policy == "interval" and not self._timer_armed:
                 self._timer_armed = True
                 self._get_committer().schedule(self, self._interval_s)
@@ -347,6 +352,24 @@ class FileLog:
                 return
         callback()
 
+    def sync_if_small(self, bytes_max: int) -> bool:
+        """Run a round on this thread if none is running and at most ``bytes_max`` bytes
+        wait for one. True when everything appended before the call is durable on return;
+        False, having done nothing, when a round is running or more is waiting (the
+        caller then waits with :meth:`on_durable`). Raises if the log has failed."""
+        with self._lock:
+            self._check_writable_locked()
+            if self._durable_locked() >= self._next_offset:
+                return True
+            if self._syncing or self._appended_bytes - self._round_bytes > bytes_max:
+                return False
+            fired = self._sync_round_locked()
+            failed = self._failed
+        _run(fired)
+        if failed is not None:
+            raise failed
+        return True
+
     def sync(self) -> int:
         while True:
             fired: _Fired = []
@@ -396,6 +419,7 @@ class FileLog:
             )
         self._syncing = True
         target = self._next_offset
+        self._round_bytes = self._appended_bytes
         epoch = self._epoch
         error: OSError | None = None
         self._lock.release()
@@ -485,6 +509,57 @@ class FileLog:
         if rec.offset != offset or end != len(data):
             raise CorruptRecord(f"{seg.path}: offset {offset} holds a frame of {rec.offset}")
         return rec
+
+    def read_many(self, offsets: Sequence[int]) -> list[Record]:
+        """The records at ``offsets``, in that order. Records near each other in one
+        segment (less than ``bounds.read_gap_bytes`` apart, at most
+        ``bounds.scan_chunk_bytes`` in all) come from one pread: a receive of a hundred
+        messages makes a few reads, not a hundred."""
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        # (segment, bytes, [(slot in the answer, position in bytes, offset)])
+        reads: list[tuple[Segment, bytes, list[tuple[int, int, int]]]] = []
+        with self._lock:
+            self._check_open_locked()
+            run_seg: Segment | None = None
+            first = last = prev = 0
+            run: list[tuple[int, int, int]] = []
+            for k in order:
+                offset = offsets[k]
+                seg, i = self._locate_locked(offset)
+                if seg is None or i is None:
+                    raise KeyError(offset)
+                pos = seg.positions[i]
+                if (
+                    seg is not run_seg
+                    or i < last
+                    or pos - prev > bounds.read_gap_bytes
+                    or pos - seg.positions[first] > bounds.scan_chunk_bytes
+                ):
+                    if run_seg is not None:
+                        reads.append(self._read_run_locked(run_seg, first, last, run))
+                    run_seg, first, run = seg, i, []
+                last, prev = i, pos
+                run.append((k, pos, offset))
+            if run_seg is not None:
+                reads.append(self._read_run_locked(run_seg, first, last, run))
+        out: list[Record | None] = [None] * len(offsets)
+        for seg, data, wanted in reads:
+            base = wanted[0][1]
+            try:
+                records = fmt.decode_frames(
+                    data, [pos - base for _, pos, _ in wanted], [off for _, _, off in wanted]
+                )
+            except fmt.FormatError as exc:
+                raise CorruptRecord(f"{seg.path}: {exc}") from None
+            for (k, _, _), rec in zip(wanted, records, strict=True):
+                out[k] = rec
+        return out  # type: ignore[return-value]  # every slot is filled above
+
+    def _read_run_locked(
+        self, seg: Segment, first: int, last: int, wanted: list[tuple[int, int, int]]
+    ) -> tuple[Segment, bytes, list[tuple[int, int, int]]]:
+        self._open_locked(seg)  # read before the next run's segment may close this fd
+        return seg, seg.read_frames(first, last + 1), wanted
 
     def _locate_locked(self, offset: int) -> tuple[Segment | None, int | None]:
         k = bisect_right(self._bases, offset) - 1

@@ -79,6 +79,9 @@ class Log(Protocol):
     def read(self, offset: int) -> Record:
         """The record at ``offset``; KeyError if not stored; CorruptRecord if damaged."""
 
+    def read_many(self, offsets: Sequence[int]) -> list[Record]:
+        """The records at ``offsets``, in that order; errors as :meth:`read`."""
+
     def scan(self, start: int = 0, end: int | None = None) -> Iterator[Record]:
         """Records with start <= offset < end, in offset order, skipping holes."""
 

@@ -155,6 +155,9 @@ class MemoryLog:
                     return seg.records[i]
         raise KeyError(offset)
 
+    def read_many(self, offsets: Sequence[int]) -> list[Record]:
+        return [self.read(offset) for offset in offsets]
+
     def scan(self, start: int = 0, end: int | None = None) -> Iterator[Record]:
         with self._lock:
             self._check_open()
