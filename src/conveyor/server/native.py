@@ -1,11 +1,17 @@
 """The native protocol's server side: an ``asyncio.Protocol`` over the sans-IO codec.
 
 Each connection owns a :class:`~conveyor.protocol.native.NativeConnection`. Bytes from
-the socket go into the codec; every whole request that comes out runs as its own task
-against the :class:`~conveyor.broker.aio.AsyncBroker`, so a client may pipeline up to
-``max_inflight`` requests and they are answered as each finishes (a long poll does not
-hold up the sends behind it). Responses are encoded by the codec and written as they
-complete.
+the socket go into the codec; every whole request that comes out is answered against
+the :class:`~conveyor.broker.aio.AsyncBroker` as soon as it is decoded, so a client may
+pipeline up to ``max_inflight`` requests and they are answered as each finishes (a long
+poll does not hold up the sends behind it). A request is answered without an
+``asyncio.Task``: its coroutine is run by hand (:class:`_Answer`) up to the future it
+waits on (an fsync, a long poll), and resumed by that future's done-callback. A task
+costs a loop round more per wait (its first step finds the future already done) and
+its own bookkeeping; one request at a time is bound by exactly such per-request costs.
+Responses are encoded by the codec as they complete and written at once, or with one
+``transport.write`` per burst when several requests are in flight: those of one read,
+or of one loop round.
 
 Backpressure: when the socket's write buffer is full (a client that does not read), the
 connection stops reading until it drains; the codec bounds what a client may have in
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -32,6 +38,63 @@ from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry
 log = logging.getLogger("conveyor.native")
 
 SERVER_NAME = f"conveyor/{__version__}"
+
+
+class _Answer:
+    """One request being answered: its coroutine, stepped by hand the way a task steps
+    it (``send`` until it yields the future it waits on, then again from that future's
+    done-callback), minus the task's own loop round and bookkeeping. Outside any task,
+    so a handler must not need one (``asyncio.timeout`` does: see
+    ``NativeHandler.starts_by_hand``)."""
+
+    __slots__ = ("_coro", "_on_done", "_waiting", "done")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], on_done: Callable[[_Answer], None]) -> None:
+        self._coro = coro
+        self._on_done = on_done
+        self._waiting: asyncio.Future[Any] | None = None
+        self.done = False
+
+    def step(self, value: Any = None, exc: BaseException | None = None) -> None:
+        try:
+            waiting = self._coro.send(value) if exc is None else self._coro.throw(exc)
+        except StopIteration:
+            self._finish()
+            return
+        except asyncio.CancelledError:
+            self._finish()
+            return
+        except Exception:
+            log.exception("request failed")
+            self._finish()
+            return
+        if getattr(waiting, "_asyncio_future_blocking", None):
+            waiting._asyncio_future_blocking = False  # what a task does with a future
+            self._waiting = waiting
+            waiting.add_done_callback(self._wake)
+        elif waiting is None:  # a bare yield (asyncio.sleep(0)): go on next round
+            asyncio.get_running_loop().call_soon(self.step)
+        else:
+            self.step(exc=RuntimeError(f"a request handler yielded {waiting!r}"))
+
+    def _wake(self, fut: asyncio.Future[Any]) -> None:
+        self._waiting = None
+        try:
+            value = fut.result()
+        except BaseException as exc:  # the coroutine gets it, as in a task
+            self.step(exc=exc)
+        else:
+            self.step(value)
+
+    def cancel(self) -> None:
+        """As ``Task.cancel``: the future it waits on is cancelled, and the coroutine
+        gets a CancelledError when it resumes."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _finish(self) -> None:
+        self.done = True
+        self._on_done(self)
 
 
 # --------------------------------------------------------------------------- conversions
@@ -118,6 +181,10 @@ class NativeHandler:
             n.DrainNodeRequest: self.not_clustered,
             n.MoveInRequest: self.not_clustered,
         }
+
+    # a handler may be started outside any task (see the module docstring); one that
+    # needs a task from the start (asyncio.timeout) says False
+    starts_by_hand = True
 
     async def handle_from(self, req: n.Request, client: str) -> n.Response | n.ErrorResponse:
         """:meth:`handle` for a connection whose client named itself ``client``."""
@@ -278,7 +345,11 @@ class NativeProtocol(asyncio.Protocol):
         self._node_id = node_id
         self._conn = n.NativeConnection("server", max_frame_bytes=max_frame_bytes)
         self._transport: asyncio.Transport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: set[_Answer | asyncio.Task[None]] = set()  # requests being answered
+        self._drained: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []  # encoded answers not yet written
+        self._in_pump = False
+        self._flush_scheduled = False
         self._closing = False
         self._peer_done = False
         self.peer = ""
@@ -295,19 +366,29 @@ class NativeProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._transport = None
-        for task in self._tasks:
-            task.cancel()  # nobody is left to answer; parked long polls go away
+        for answer in list(self._pending):
+            answer.cancel()  # nobody is left to answer; parked long polls go away
 
     def data_received(self, data: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
             return
         self._conn.receive_data(data)
-        self._pump()
+        self._in_pump = True
+        try:
+            self._pump()
+        finally:
+            self._in_pump = False
+            self._flush()
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
         self._peer_done = True
-        self._pump()
+        self._in_pump = True
+        try:
+            self._pump()
+        finally:
+            self._in_pump = False
+            self._flush()
         return True  # keep our side open to answer what is in flight
 
     def pause_writing(self) -> None:
@@ -340,9 +421,7 @@ class NativeProtocol(asyncio.Protocol):
                         n.error_response(event.id, errors.Unavailable("the server is stopping"))
                     )
                     continue
-                task = asyncio.get_running_loop().create_task(self._answer(event))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(event)
             elif isinstance(event, n.Hello):
                 self.client = event.client
                 self._write(conn.welcome(server=SERVER_NAME, node_id=self._node_id))
@@ -353,6 +432,25 @@ class NativeProtocol(asyncio.Protocol):
                 self._close()
                 return
 
+    def _start(self, req: n.Request) -> None:
+        coro = self._answer(req)
+        if self._handler.starts_by_hand:
+            answer = _Answer(coro, self._answered)
+            self._pending.add(answer)
+            answer.step()
+        else:
+            task = asyncio.get_running_loop().create_task(coro)
+            self._pending.add(task)
+            task.add_done_callback(self._answered)
+
+    def _answered(self, answer: _Answer | asyncio.Task[None]) -> None:
+        self._pending.discard(answer)
+        if not self._pending:
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+            if self._peer_done or self._closing:
+                self._close()
+
     async def _answer(self, req: n.Request) -> None:
         resp = await self._handler.handle_from(req, self.client)
         if not self._write(resp) and isinstance(resp, n.ReceiveResponse) and resp.messages:
@@ -362,11 +460,10 @@ class NativeProtocol(asyncio.Protocol):
             await self._handler.broker.change_visibility_batch(
                 req.queue, [(m.receipt_handle, 0) for m in resp.messages]
             )
-        if self._peer_done or self._closing:
-            self._close_when_done()
 
     def _write(self, frame: n.Frame) -> bool:
-        """Send a frame; False if it could not be (closed, or over the client's limit)."""
+        """Send a frame (with the others of this burst); False if it could not be
+        (closed, or over the client's limit)."""
         if self._transport is None or self._transport.is_closing():
             return False
         try:
@@ -377,16 +474,32 @@ class NativeProtocol(asyncio.Protocol):
             if req_id is not None and not isinstance(frame, n.ErrorResponse):
                 self._write(n.error_response(req_id, errors.InvalidParameterValue(exc.message)))
             return False
-        self._transport.write(data)
+        self._out.append(data)
+        if not self._in_pump and not self._flush_scheduled:
+            if len(self._pending) <= 1:  # the only request in flight: no one to wait for
+                self._flush()
+            else:  # answers that end in one loop round (one fsync's worth) share a write
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
         return True
 
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
+            return
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
     def _close_when_done(self) -> None:
-        pending = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
-        if not pending:
+        if not self._pending:
             self._close()
 
     def _close(self) -> None:
         self._closing = True
+        self._flush()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
@@ -398,13 +511,14 @@ class NativeProtocol(asyncio.Protocol):
         self._close_when_done()
 
     async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pending:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
         self._close()
 
     def abort(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        for answer in list(self._pending):
+            answer.cancel()
         if self._transport is not None:
             self._transport.abort()
 
