@@ -120,3 +120,11 @@ def test_checkpoint_round_trip() -> None:
         bad[i] ^= 1
         with pytest.raises(fmt.FormatError):
             fmt.decode_checkpoint(bytes(bad))
+
+
+def test_encode_frames_is_encode_frame_joined() -> None:
+    items = [(1, 1_700_000_000_000, b"a" * 10), (200, -5, b""), (7, 3, bytearray(b"xyz"))]
+    data, sizes = fmt.encode_frames(41, items)
+    frames = [fmt.encode_frame(41 + i, t, ts, bytes(p)) for i, (t, ts, p) in enumerate(items)]
+    assert data == b"".join(frames)
+    assert sizes == [len(f) for f in frames]

@@ -249,15 +249,11 @@ class FileLog:
             if should_roll(active.size_bytes, batch_bytes, self.segment_bytes_max):
                 active = self._roll_locked()
             first = self._next_offset
-            frames = [
-                fmt.encode_frame(first + i, rtype, ts_ms, bytes(payload))
-                for i, (rtype, ts_ms, payload) in enumerate(items)
-            ]
-            data = b"".join(frames)
+            data, sizes = fmt.encode_frames(first, items)
             assert len(data) == batch_bytes
             before = active.size_bytes
             try:
-                active.append(data, [len(f) for f in frames])
+                active.append(data, sizes)
             except OSError as exc:
                 self._undo_write_locked(active, before, exc)
                 raise StorageError(f"{active.path}: write failed: {exc}") from exc

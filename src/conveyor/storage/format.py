@@ -225,6 +225,27 @@ def encode_frame(offset: int, rtype: int, ts_ms: int, payload: bytes) -> bytes:
     return _FRAME_PREFIX.pack(FRAME_LENGTH_MIN + len(payload), crc) + body + payload
 
 
+def encode_frames(
+    first: int, items: Sequence[tuple[int, int, bytes | bytearray | memoryview]]
+) -> tuple[bytes, list[int]]:
+    """The frames of ``items`` (type, ts_ms, payload) at offsets ``first``, ``first + 1``,
+    ...: their bytes, joined with one copy of each payload, and each frame's size. The
+    caller has checked the fields (:func:`check_fields`)."""
+    parts: list[bytes | bytearray | memoryview] = []
+    sizes: list[int] = []
+    pack_body, pack_prefix = _FRAME_BODY.pack, _FRAME_PREFIX.pack
+    offset = first
+    for rtype, ts_ms, payload in items:
+        body = pack_body(RECORD_FORMAT_VERSION, rtype, 0, offset, ts_ms)
+        length = FRAME_LENGTH_MIN + len(payload)
+        parts.append(pack_prefix(length, crc32c(payload, crc32c(body))))
+        parts.append(body)
+        parts.append(payload)
+        sizes.append(FRAME_LENGTH_FIELD_BYTES + length)
+        offset += 1
+    return b"".join(parts), sizes
+
+
 def check_fields(rtype: int, ts_ms: int, payload_bytes: int) -> str | None:
     """Why a record cannot be framed, or None if it can."""
     if not 0 <= rtype <= TYPE_MAX:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Literal, Protocol
 
+from conveyor import limits
 from conveyor.storage import bounds
 from conveyor.storage import format as fmt
 from conveyor.storage.errors import RecordTooLarge
@@ -117,6 +118,9 @@ def check_segment_bytes_max(segment_bytes_max: int) -> int:
     return segment_bytes_max
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
 def check_batch(items: Sequence[tuple[int, int, bytes]]) -> int:
     """Validate a batch for append_batch; return its size in bytes once framed.
 
@@ -126,16 +130,19 @@ def check_batch(items: Sequence[tuple[int, int, bytes]]) -> int:
         raise ValueError("append_batch needs at least one record")
     if n > bounds.append_batch_records_max:
         raise ValueError(f"{n} records in one batch; at most {bounds.append_batch_records_max}")
-    total = 0
-    for rtype, ts_ms, payload in items:
-        if not isinstance(payload, bytes | bytearray | memoryview):
+    total = n * fmt.FRAME_HEADER_BYTES
+    type_max, ts_min, ts_max = fmt.TYPE_MAX, fmt.I64_MIN, fmt.I64_MAX
+    payload_max = limits.record_bytes_max
+    for rtype, ts_ms, payload in items:  # per record on every append: kept lean
+        if type(payload) is not bytes and not isinstance(payload, _BYTES_LIKE):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
-        problem = fmt.check_fields(rtype, ts_ms, len(payload))
-        if problem is not None:
-            if len(payload) > fmt.FRAME_LENGTH_MAX - fmt.FRAME_LENGTH_MIN:
+        size = len(payload)
+        if not (0 <= rtype <= type_max and ts_min <= ts_ms <= ts_max and size <= payload_max):
+            problem = fmt.check_fields(rtype, ts_ms, size) or "bad record"
+            if size > fmt.FRAME_LENGTH_MAX - fmt.FRAME_LENGTH_MIN:
                 raise RecordTooLarge(problem)
             raise ValueError(problem)
-        total += fmt.frame_size(len(payload))
+        total += size
     if total > bounds.append_batch_bytes_max:
         raise ValueError(f"batch of {total} bytes; at most {bounds.append_batch_bytes_max}")
     return total
