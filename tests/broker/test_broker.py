@@ -526,3 +526,35 @@ def test_fifo_retry_with_several_partitions_takes_nothing_new(
     assert again[0].receipt_handle == first.receipt_handle
     # a new attempt gets the new message
     assert [m.text for m in broker.receive("pay.fifo", 10, attempt_id="try-2")] == ["later"]
+
+
+def test_a_growing_backlog_is_checkpointed_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Maintenance checkpoints every ``checkpoint_interval_records`` records, or every
+    as many records as there are live messages when that is more (a snapshot costs in
+    proportion to them)."""
+    from conveyor import limits
+
+    monkeypatch.setattr(limits, "checkpoint_interval_records", 10)
+    with conveyor.open(tmp_path, fsync="never") as broker:
+        broker.create_queue("q")
+        part = broker._queue("q").partitions[0]
+        broker.send_batch("q", [SendEntry(body=b"x")] * 8)
+        broker.maintain()
+        assert part.checkpoint_offset == -1  # 8 records, fewer than the interval
+        broker.send_batch("q", [SendEntry(body=b"x")] * 42)
+        broker.maintain()
+        assert part.checkpoint_offset == 49  # 50 records, 50 live
+        broker.send_batch("q", [SendEntry(body=b"x")] * 30)
+        broker.maintain()
+        assert part.checkpoint_offset == 49  # 30 records since, but 80 live
+        broker.send_batch("q", [SendEntry(body=b"x")] * 60)
+        broker.maintain()
+        assert part.checkpoint_offset == 49  # 90 records since, but 140 live
+        broker.send_batch("q", [SendEntry(body=b"x")] * 100)
+        broker.maintain()
+        assert part.checkpoint_offset == 49  # 190 records since, 240 live: still not
+        broker.purge_queue("q")  # one Purge record; nothing live
+        broker.maintain()
+        assert part.checkpoint_offset == 240

@@ -250,7 +250,8 @@ class Broker:
         self.remote_mover: Callable[[str, list[R.Append]], str] | None = None
         self._closed = False
         self._polls_ended = False  # end_long_polls(): waiting receives answer at once
-        self._id_prefix = secrets.token_hex(8)
+        h = secrets.token_hex(8)
+        self._id_prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-"  # the fixed half of every id
         self._id_counter = itertools.count()
         self._catalog_lock = threading.Lock()
         self._lock_fd: int | None = None
@@ -719,8 +720,8 @@ class Broker:
         """A unique id in the shape of a UUID: 64 random bits drawn when the broker
         opens, then a counter. uuid4() reads the OS's random source on every call,
         which cost more than the rest of a send's bookkeeping."""
-        h = f"{self._id_prefix}{next(self._id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        n = next(self._id_counter)
+        return f"{self._id_prefix}{(n >> 48) & 0xFFFF:04x}-{n & 0xFFFF_FFFF_FFFF:012x}"
 
     def _prepare_append(self, q: _Queue, entry: SendEntry, now: int) -> R.Append:
         cfg = q.meta.config
@@ -1328,7 +1329,11 @@ class Broker:
                     waits.append((part, part.commit(list(recs), now)))
                     q.m.partitions[part.index].expired_retention += _expired(recs)
             for part in q.partitions:
-                if part.records_since_checkpoint() >= limits.checkpoint_interval_records:
+                # a snapshot costs in proportion to the live messages: taking one every
+                # max(interval, live) records keeps its cost per record bounded when a
+                # backlog grows, and replay after a crash no longer than reading it
+                every = max(limits.checkpoint_interval_records, part.state.n_live)
+                if part.records_since_checkpoint() >= every:
                     offset, data = part.snapshot()
                     if self._may_checkpoint(part, offset):
                         snaps.append((part, offset, data))

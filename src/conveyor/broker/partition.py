@@ -8,7 +8,8 @@ it, so one fsync covers everything that arrived meanwhile (group commit).
 
 Recovery (:meth:`Partition.open`): load the newest checkpoint, then replay the records
 after it. Maintenance (:meth:`Partition.checkpoint`, :meth:`Partition.compact`): write a
-checkpoint every ``limits.checkpoint_interval_records`` records, then delete sealed
+checkpoint every ``limits.checkpoint_interval_records`` records (or every as many records
+as there are live messages, when more), then delete sealed
 segments with nothing live and rewrite sparse ones, so disk use follows live data.
 """
 
