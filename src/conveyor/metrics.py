@@ -10,8 +10,12 @@ Two kinds of metrics:
   (:class:`PartitionMetrics`), incremented once per batch and partition under the
   queue's lock the operation already holds, and the receive-to-delete histogram
   (:class:`MsHistogram`) is bucketed the same way; both are turned into metric families
-  at scrape time. Send and fsync latencies, measured outside any lock, are
-  ``prometheus_client`` histograms.
+  at scrape time. The requests answered are counted per (api, action, code) with one
+  ``itertools.count`` each (:class:`RequestCounter`), send latencies in a histogram of
+  one small lock per queue (:class:`SendDurations`): both are per request, so they
+  cost a fraction of a ``prometheus_client`` child's ``inc``/``observe``, and are
+  exposed exactly as a ``Counter`` and a ``Histogram`` would be (same samples,
+  ``_created`` included). The fsync latency is a ``prometheus_client`` histogram.
 * **read at scrape time** — depth, bytes, oldest age, parked long polls, log size,
   connections: a custom collector asks the broker (``queue_samples()``) and the node
   (the connection source) when Prometheus scrapes, so nothing is kept up to date in
@@ -25,14 +29,17 @@ Names follow the Prometheus conventions: the ``conveyor_`` prefix, base units
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -41,6 +48,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = [
     "CONTENT_TYPE",
@@ -51,6 +59,8 @@ __all__ = [
     "PartitionSample",
     "QueueMetrics",
     "QueueSample",
+    "RequestCounter",
+    "SendDurations",
 ]
 
 # the classic text format generate_latest() writes, which every Prometheus reads
@@ -59,7 +69,6 @@ DEFAULT_GROUP = "default"  # the consumer group the SQS API and receive() serve
 
 # Bucket bounds in seconds. Sends wait for an fsync (about 0.1-10 ms on real disks);
 # receive-to-delete is how long consumers work on a message (up to the 12 h lease).
-request_children_cached_max = 2_048  # (api, action, code) counters kept bound
 
 send_buckets_s = (
     0.0005,
@@ -211,8 +220,145 @@ class QueueMetrics:
         self.partitions = [PartitionMetrics() for _ in range(partitions)]
         self.receive_to_delete = MsHistogram(receive_to_delete_buckets_s)
         self.redriven = 0  # under the queue's lock too
-        # a send is timed outside the lock: prometheus_client's own locked child
+        # a send is timed outside the queue's lock: the series has a lock of its own
         self.send_duration = m.send_duration.labels(queue)
+
+
+def _use_created() -> bool:
+    """Whether ``_created`` series are exported (prometheus_client's own switch)."""
+    return bool(getattr(_prometheus_metrics, "_use_created", True))
+
+
+def _count_value(count: itertools.count[int]) -> int:
+    """How many times ``next`` was called on ``count`` (made with ``itertools.count()``).
+
+    ``repr`` is the one public way to read a count without advancing it."""
+    return int(repr(count)[6:-1])  # "count(N)"
+
+
+class RequestCounter(Collector):
+    """A counter labelled (api, action, code), exposed as ``prometheus_client``'s
+    ``Counter`` of the same name and labels would be (``_total`` and ``_created`` per
+    series, series in the order they first counted).
+
+    Each series is an ``itertools.count``: ``next()`` on it is one atomic call, a few
+    percent of a ``Counter`` child's ``inc()`` (a check, then a lock)."""
+
+    labelnames = ("api", "action", "code")
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.counts: dict[tuple[str, str, str], itertools.count[int]] = {}
+        self._created: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()  # creating a series; counting takes none
+
+    def series(self, key: tuple[str, str, str]) -> itertools.count[int]:
+        """The count of ``key``, created on first use."""
+        with self._lock:
+            count = self.counts.get(key)
+            if count is None:
+                self._created[key] = time.time()
+                count = self.counts[key] = itertools.count()
+            return count
+
+    def value(self, api: str, action: str, code: str = "OK") -> int:
+        count = self.counts.get((api, action, code))
+        return 0 if count is None else _count_value(count)
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        created = _use_created()
+        for key, count in list(self.counts.items()):
+            family.add_metric(
+                key, float(_count_value(count)), created=self._created[key] if created else None
+            )
+        return [family]
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+
+class SendDuration:
+    """One queue's series of :class:`SendDurations`: ``observe(seconds)``, from any
+    thread (one lock of its own, held for two adds)."""
+
+    __slots__ = ("_bounds", "_lock", "counts", "created", "sum")
+
+    def __init__(self, bounds: list[float]) -> None:
+        self._bounds = bounds  # ends with +Inf
+        self._lock = threading.Lock()
+        self.counts = [0] * len(bounds)  # not cumulative
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, amount: float) -> None:
+        # the first bucket whose bound is >= amount, as prometheus_client's Histogram
+        i = bisect_left(self._bounds, amount)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self.counts[i] += 1
+            self.sum += amount
+        finally:
+            lock.release()
+
+    def snapshot(self) -> tuple[list[int], float]:
+        with self._lock:
+            return list(self.counts), self.sum
+
+
+class SendDurations(Collector):
+    """A histogram of seconds labelled by queue, exposed as ``prometheus_client``'s
+    ``Histogram`` of the same name, buckets and label would be (``_bucket``,
+    ``_count``, ``_sum`` and ``_created`` per series). Its series cost a lock and a
+    bisect per observation, where a ``Histogram`` child takes a lock per value it
+    changes and walks its buckets."""
+
+    def __init__(self, name: str, documentation: str, buckets_s: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        bounds = [float(b) for b in buckets_s]
+        if bounds != sorted(bounds):
+            raise ValueError("Buckets not in sorted order")
+        if not bounds or bounds[-1] != float("inf"):
+            bounds.append(float("inf"))
+        self._bounds = bounds
+        go_float = cast(Callable[[float], str], floatToGoString)  # the `le` it writes
+        self._le = [go_float(b) for b in bounds]
+        self._series: dict[str, SendDuration] = {}
+        self._lock = threading.Lock()
+
+    def labels(self, queue: str) -> SendDuration:
+        with self._lock:
+            series = self._series.get(queue)
+            if series is None:
+                series = self._series[queue] = SendDuration(self._bounds)
+            return series
+
+    def remove(self, queue: str) -> None:
+        with self._lock:
+            self._series.pop(queue, None)
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["queue"])
+        created = _use_created()
+        with self._lock:
+            series = list(self._series.items())
+        for queue, s in series:
+            counts, total = s.snapshot()
+            buckets: list[tuple[str, float]] = []
+            acc = 0.0
+            for le, n in zip(self._le, counts, strict=True):
+                acc += n
+                buckets.append((le, acc))
+            family.add_metric([queue], buckets, total)
+            if created:
+                family.add_sample(self.name + "_created", {"queue": queue}, s.created)
+        return [family]
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=["queue"])]
 
 
 class Metrics:
@@ -221,27 +367,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.send_duration = Histogram(
+        self.send_duration = SendDurations(
             "conveyor_send_duration_seconds",
             "Time to send a batch, from the call until its records are durable.",
-            ["queue"],
-            buckets=send_buckets_s,
-            registry=r,
+            send_buckets_s,
         )
+        r.register(self.send_duration)
         self.fsync_duration = Histogram(
             "conveyor_fsync_duration_seconds",
             "Duration of each fsync of log segments and their directories on this node.",
             buckets=fsync_buckets_s,
             registry=r,
         )
-        self._request_children: dict[tuple[str, str, str], Any] = {}
-        self.requests = Counter(
+        self.requests = RequestCounter(
             "conveyor_requests",
             "Requests answered, by API (sqs, native, admin), action and result code "
             "(OK or the error code).",
-            ["api", "action", "code"],
-            registry=r,
         )
+        r.register(self.requests)
+        self._request_counts = self.requests.counts  # key -> itertools.count
         self.node_info = Gauge(
             "conveyor_node_info",
             "Always 1; the labels name the node.",
@@ -285,15 +429,10 @@ class Metrics:
 
     def request(self, api: str, action: str, code: str = "OK") -> None:
         """Count one answered request (``code``: ``OK`` or the error's code)."""
-        key = (api, action, code)
-        child = self._request_children.get(key)
-        if child is None:
-            # labels() costs a few µs a call; the set of (api, action, code) is small
-            # (actions and error codes are fixed lists), so the children are kept
-            child = self.requests.labels(api, action, code)
-            if len(self._request_children) < request_children_cached_max:
-                self._request_children[key] = child
-        child.inc()
+        count = self._request_counts.get((api, action, code))
+        if count is None:
+            count = self.requests.series((api, action, code))
+        next(count)  # atomic: no lock, whichever thread counts
 
     def timed_fsync(self, fd: int) -> None:
         """``os.fsync`` that records its duration (the logs' ``fsync_fn``)."""
