@@ -57,6 +57,8 @@ def error_in(protocol: str, action: str, params: dict[str, Any]) -> SqsError:
         "<SendMessage><QueueUrl>x</QueueUrl></SendMessage>",
         b"\xff\xfe{}",
         '{"QueueUrl": "' + URL + '", "MessageBody": "x",}',
+        b'{"QueueUrl": "' + URL.encode() + b'", "MessageBody": "\xff"}',  # not UTF-8
+        b'{"QueueUrl": "' + URL.encode() + b'", "MessageBody": "x", "Other": "\xc3"}',
     ],
 )
 def test_malformed_json(body: str | bytes) -> None:

@@ -210,7 +210,12 @@ _KINDS: dict[str, tuple[type, ...]] = {
 
 
 def _typed_results() -> list[type[results.TypedResult]]:
-    return [results.SendMessageResult, results.ReceiveMessageResult]
+    return [
+        results.SendMessageResult,
+        results.ReceiveMessageResult,
+        results.SendMessageBatchResult,
+        results.DeleteMessageBatchResult,
+    ]
 
 
 def _check_struct_against_shape(cls: type[msgspec.Struct], shape: Shape) -> None:
@@ -276,6 +281,31 @@ def _typed_samples() -> list[tuple[str, results.TypedResult]]:
         ),
         ("ReceiveMessage", results.ReceiveMessageResult([msg, plain])),
         ("ReceiveMessage", results.ReceiveMessageResult([])),
+        (
+            "SendMessageBatch",
+            results.SendMessageBatchResult(
+                [
+                    results.SendMessageBatchResultEntry(
+                        "a", "m-1", "d41d8cd98f00b204e9800998ecf8427e"
+                    ),
+                    results.SendMessageBatchResultEntry(
+                        "b", "m-2", "d41d8cd98f00b204e9800998ecf8427e", "x", "y", "18"
+                    ),
+                ],
+                [results.batch_error_result("c", core_errors.MessageTooLong("Too <long> & more."))],
+            ),
+        ),
+        ("SendMessageBatch", results.SendMessageBatchResult([], [])),
+        (
+            "DeleteMessageBatch",
+            results.DeleteMessageBatchResult(
+                [results.BatchResultIdEntry("a"), results.BatchResultIdEntry("b")],
+                [
+                    results.batch_error_result("c", core_errors.ReceiptHandleIsInvalid("bad")),
+                    results.batch_error_result("d", RuntimeError("boom")),
+                ],
+            ),
+        ),
     ]
 
 
@@ -308,3 +338,52 @@ def test_dict_builders_are_the_typed_ones() -> None:
         results.send_message_result("m", "b", None, None, "1")
     )
     assert sqs.send_result("m", "b") == {"MessageId": "m", "MD5OfMessageBody": sqs.md5_of_body("b")}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_typed_batch_results_render_as_the_glue_dicts(protocol: str) -> None:
+    """Byte for byte: the typed batch results against the dicts the builders make."""
+    attrs = {"a": {"DataType": "Number", "StringValue": "1"}}
+    trace = {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1"}}
+    too_long = core_errors.MessageTooLong("Too <long>.")
+    as_dicts = {
+        "Successful": [
+            results.send_batch_entry("a", "m-1", "body"),
+            results.send_batch_entry("b", "m-2", "bödy", attrs, trace, "18"),
+        ],
+        "Failed": [results.batch_error_entry("c", too_long, protocol)],
+    }
+    typed = results.SendMessageBatchResult(
+        [
+            results.SendMessageBatchResultEntry("a", "m-1", sqs.md5_of_body("body")),
+            results.SendMessageBatchResultEntry(
+                "b",
+                "m-2",
+                sqs.md5_of_body("bödy"),
+                sqs.md5_of_attributes(attrs),
+                sqs.md5_of_attributes(trace),
+                "18",
+            ),
+        ],
+        [results.batch_error_result("c", too_long, protocol)],
+    )
+    a = sqs.render_result("SendMessageBatch", protocol, typed, "rid")
+    b = sqs.render_result("SendMessageBatch", protocol, as_dicts, "rid")
+    assert (a.status, a.content_type, a.headers, a.body) == (
+        b.status,
+        b.content_type,
+        b.headers,
+        b.body,
+    )
+    bad = core_errors.ReceiptHandleIsInvalid("bad")
+    typed_delete = results.DeleteMessageBatchResult(
+        [results.BatchResultIdEntry("a")],
+        [results.batch_error_result("b", bad, protocol)],
+    )
+    dict_delete = {
+        "Successful": [{"Id": "a"}],
+        "Failed": [results.batch_error_entry("b", bad, protocol)],
+    }
+    a = sqs.render_result("DeleteMessageBatch", protocol, typed_delete, "rid")
+    b = sqs.render_result("DeleteMessageBatch", protocol, dict_delete, "rid")
+    assert a.body == b.body

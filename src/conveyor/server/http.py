@@ -72,10 +72,19 @@ _header_names: dict[bytes, str] = {}
 def render(resp: Response, keep_alive: bool) -> bytes:
     body = resp.body
     status = _STATUS_LINES.get(resp.status) or f"HTTP/1.1 {resp.status} Status\r\n"
-    content_type = f"Content-Type: {resp.content_type}\r\n" if resp.content_type else ""
-    headers = "".join([f"{name}: {value}\r\n" for name, value in resp.headers])
+    headers = resp.headers
+    if len(headers) == 1:  # an SQS answer: its request id
+        name, value = headers[0]
+        extra = f"{name}: {value}\r\n"
+    else:
+        extra = "".join([f"{name}: {value}\r\n" for name, value in headers])
     end = "\r\n" if keep_alive else "Connection: close\r\n\r\n"
-    head = f"{status}Content-Length: {len(body)}\r\n{content_type}{headers}{end}"
+    if content_type := resp.content_type:
+        head = (
+            f"{status}Content-Length: {len(body)}\r\nContent-Type: {content_type}\r\n{extra}{end}"
+        )
+    else:
+        head = f"{status}Content-Length: {len(body)}\r\n{extra}{end}"
     return head.encode("latin-1") + body
 
 
@@ -275,11 +284,18 @@ class HttpProtocol(asyncio.BufferedProtocol):
         """Answer queued requests in order for as long as their handlers finish without
         waiting, then write the answers. Returns the first request that waits (its
         handler started), or None when the queue is empty or the connection closing."""
-        while (item := self._next()) is not None:
-            req, keep_alive = item
+        pending = self._pending
+        handler = self._handler
+        out = self._out
+        while pending and not self._closing:  # self._next(), inline
+            req, keep_alive = pending.popleft()
+            if self._paused and len(pending) < pipeline_depth_max // 2:
+                assert self._transport is not None
+                self._transport.resume_reading()
+                self._paused = False
             try:
-                aw = self._handler(req)
-                coro = aw if isinstance(aw, types.CoroutineType) else _awaiting(aw)
+                aw = handler(req)
+                coro = aw if type(aw) is types.CoroutineType else _awaiting(aw)
                 waiting = coro.send(None)
             except StopIteration as stop:
                 resp = stop.value
@@ -289,7 +305,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
             else:
                 self._flush()
                 return _Waiting(coro, waiting, keep_alive, req.path)
-            if not self._reply(resp, keep_alive):
+            transport = self._transport
+            if keep_alive and transport is not None and not transport.is_closing():
+                out.append(render(resp, True))  # self._reply(), its common case inline
+            elif not self._reply(resp, keep_alive):
                 return None
         self._flush()
         return None

@@ -17,6 +17,17 @@ For each HTTP request :meth:`SqsApi.handle`
 Per-request work is the codec's decode and encode plus one broker call; nothing is
 looked up that the broker would check anyway (a send to a missing queue is the broker's
 QueueDoesNotExist, a too-large message its MessageTooLong).
+
+SendMessage, ReceiveMessage, DeleteMessage, SendMessageBatch and DeleteMessageBatch in
+the JSON protocol take a shorter way when they can (:mod:`conveyor.protocol.sqs.hot`):
+their bodies are decoded into typed structs and checked in one step, the action runs
+from the struct and its answer is encoded in one call, with no
+:class:`~conveyor.protocol.sqs.SqsRequest`, params dict or output shape in between. A
+request that way cannot answer as the generic one would (bad input, message
+attributes, a batch entry that fails its own checks) takes the generic way. Both run
+the same steps in the same order (signature, credential, queue URL, the action's broker
+call), so answers, errors and the requests counted are the same either way
+(``tests/sqs_server/test_sqs_hot_api.py`` answers requests both ways and compares).
 """
 
 from __future__ import annotations
@@ -36,12 +47,21 @@ import msgspec
 from conveyor import errors
 from conveyor.broker.aio import AsyncBroker
 from conveyor.protocol import sqs
+from conveyor.protocol.sqs import hot
 from conveyor.protocol.sqs.errors import SqsError, invalid_attribute_value, invalid_value
+from conveyor.protocol.sqs.md5 import md5_hex
 from conveyor.protocol.sqs.queue_attributes import check_attribute_names
+from conveyor.protocol.sqs.response import JSON_CONTENT_TYPE
 from conveyor.protocol.sqs.results import (
+    BatchResultErrorEntry,
+    BatchResultIdEntry,
+    DeleteMessageBatchResult,
     ReceivedMessage,
     ReceiveMessageResult,
+    SendMessageBatchResult,
+    SendMessageBatchResultEntry,
     TypedResult,
+    batch_error_result,
     received_message,
     send_message_result,
 )
@@ -68,15 +88,17 @@ log = logging.getLogger("conveyor.sqs")
 
 list_queues_default_max = 1000  # ListQueues without MaxResults: AWS returns up to 1000
 move_tasks_listed_default = 1
-broker_names_cached_max = 4096  # (account, SQS name) -> broker name, a pure function
+broker_names_cached_max = 4096  # queue URL -> broker name, a pure function
 
 Result = dict[str, Any] | TypedResult | None
 
 _id_mask = (1 << 48) - 1
+_id_bit = 1 << 48  # hex(n & _id_mask | _id_bit)[3:] == f"{n & _id_mask:012x}", sooner
 _FIFO_CONFIG = frozenset({"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope"})
 _DLQ_SOURCE = "DeadLetterQueueSourceQueue"  # the broker's system key on moved messages
 _token_encoder = msgspec.json.Encoder()
 _token_decoder = msgspec.json.Decoder(dict[str, str])
+_result_encoder = msgspec.json.Encoder()  # a typed result, as render_result encodes it
 
 
 class _Ctx:
@@ -120,7 +142,16 @@ class SqsApi:
         # (str(uuid.uuid4()) per request costs more than the rest of a small request).
         self._request_id_prefix = str(uuid.uuid4())[:24]
         self._request_ids = itertools.count(1)
-        self._broker_names: dict[sqs.QueueRef, str] = {}
+        self._broker_names: dict[str, str] = {}  # queue URL -> broker name
+        self._hot_actions: dict[
+            str, Callable[[Any, str, str, str], Awaitable[TypedResult | None]]
+        ] = {
+            "SendMessage": self._hot_send_message,
+            "ReceiveMessage": self._hot_receive_message,
+            "DeleteMessage": self._hot_delete_message,
+            "SendMessageBatch": self._hot_send_message_batch,
+            "DeleteMessageBatch": self._hot_delete_message_batch,
+        }
         self._actions: dict[str, Callable[[_Ctx], Awaitable[Result]]] = {
             "CreateQueue": self._create_queue,
             "GetQueueUrl": self._get_queue_url,
@@ -153,7 +184,7 @@ class SqsApi:
 
     # ------------------------------------------------------------------ HTTP
     async def handle(self, request: Request) -> Response:
-        request_id = f"{self._request_id_prefix}{next(self._request_ids) & _id_mask:012x}"
+        request_id = self._request_id_prefix + hex(next(self._request_ids) & _id_mask | _id_bit)[3:]
         headers = request.headers
         action = "unknown"  # until the request is parsed
         try:
@@ -168,50 +199,90 @@ class SqsApi:
                     secret_for=self._secrets.get,
                     now_s=time.time(),
                 )
-            req = sqs.parse_request(
-                request.method,
-                request.path,
-                request.query,
-                headers,
-                request.body,
-                credential=credential,
-                headers_lowered=True,  # http.Request's header names are lower case
-            )
-            if req.access_key is None:
-                region = self.settings.region
-                account = self.settings.account_id
+            p = hot.decode(headers.get("x-amz-target"), request.body)
+            if p is not None:
+                # parse_request's steps for this request, in its order
+                if credential is None:
+                    credential = sqs.extract(headers, request.query)
+                url = p.QueueUrl
+                name = self._broker_names.get(url)
+                if name is None:
+                    ref = sqs.parse_queue_url(url)  # InvalidAddress
+                action = p.action
+                if credential is None:
+                    region = self.settings.region
+                    account = sender = self.settings.account_id
+                else:
+                    region = credential.region
+                    account = sqs.account_for(credential.access_key, self.settings.account_id)
+                    sender = credential.access_key or account
+                if name is None:
+                    name = self._broker_name(url, ref)
+                typed = await self._hot_actions[action](p, name, sender, region)
+                resp = Response(  # what render_result answers, without its walk
+                    200,
+                    b"{}" if typed is None else _result_encoder.encode(typed),
+                    JSON_CONTENT_TYPE,
+                    [("x-amzn-RequestId", request_id)],
+                )
+                code = "OK"
             else:
-                region = req.region
-                account = sqs.account_for(req.access_key, self.settings.account_id)
-            ctx = _Ctx(req, account, region)
-            action = req.action
-            result = await self._actions[req.action](ctx)
-            out = sqs.render_result(req.action, req.protocol, result, request_id)
-            code = "OK"
+                req = sqs.parse_request(
+                    request.method,
+                    request.path,
+                    request.query,
+                    headers,
+                    request.body,
+                    credential=credential,
+                    headers_lowered=True,  # http.Request's header names are lower case
+                )
+                if req.access_key is None:
+                    region = self.settings.region
+                    account = self.settings.account_id
+                else:
+                    region = req.region
+                    account = sqs.account_for(req.access_key, self.settings.account_id)
+                ctx = _Ctx(req, account, region)
+                action = req.action
+                result = await self._actions[req.action](ctx)
+                out = sqs.render_result(req.action, req.protocol, result, request_id)
+                resp = Response(out.status, out.body, out.content_type, out.headers)
+                code = "OK"
         except Exception as exc:
-            if isinstance(exc, SqsError):
-                code = exc.code
-            elif isinstance(exc, errors.ConveyorError):
-                code = exc.sqs_code
-            else:
-                code = "InternalError"
-                log.exception("SQS request failed", extra={"request_id": request_id})
-            out = sqs.render_error(sqs.protocol_of(headers), exc, request_id)
+            resp, code = self._error(exc, headers, request_id)
         if self._on_request is not None:
             self._on_request(action, code)
-        return Response(out.status, out.body, out.content_type, out.headers)
+        return resp
+
+    @staticmethod
+    def _error(exc: Exception, headers: Mapping[str, str], request_id: str) -> tuple[Response, str]:
+        """The error response for ``exc``, and its code."""
+        if isinstance(exc, SqsError):
+            code = exc.code
+        elif isinstance(exc, errors.ConveyorError):
+            code = exc.sqs_code
+        else:
+            code = "InternalError"
+            log.exception("SQS request failed", extra={"request_id": request_id})
+        out = sqs.render_error(sqs.protocol_of(headers), exc, request_id)
+        return Response(out.status, out.body, out.content_type, out.headers), code
 
     # ------------------------------------------------------------------ helpers
     def _queue(self, ctx: _Ctx) -> str:
         """The broker name of the queue the request's QueueUrl names."""
-        ref = ctx.req.queue
-        assert ref is not None
-        name = self._broker_names.get(ref)
+        req = ctx.req
+        assert req.queue is not None and req.queue_url is not None
+        name = self._broker_names.get(req.queue_url)
         if name is None:
-            name = self.accounts.lookup(ref.account, ref.name)  # may raise: not kept
-            if len(self._broker_names) >= broker_names_cached_max:
-                self._broker_names.clear()
-            self._broker_names[ref] = name
+            name = self._broker_name(req.queue_url, req.queue)
+        return name
+
+    def _broker_name(self, url: str, ref: sqs.QueueRef) -> str:
+        """The broker name of queue URL ``url`` (parsed: ``ref``), kept once known."""
+        name = self.accounts.lookup(ref.account, ref.name)  # may raise: not kept
+        if len(self._broker_names) >= broker_names_cached_max:
+            self._broker_names.clear()
+        self._broker_names[url] = name
         return name
 
     def _arn_queue(self, arn: str, parameter: str) -> tuple[str, str, str]:
@@ -570,6 +641,60 @@ class SqsApi:
             result.sequence_number,
         )
 
+    @staticmethod
+    def _hot_entry(
+        e: hot.SendMessageIn | hot.SendBatchEntryIn, sender: str, fifo: bool
+    ) -> SendEntry:
+        """:meth:`_entry` of a typed message (no message attributes)."""
+        delay = e.DelaySeconds
+        return SendEntry(
+            body=e.MessageBody,
+            # a FIFO queue takes no per-message delay; SQS accepts an explicit 0 there
+            delay_s=None if delay == 0 and fifo else delay,
+            group_id=e.MessageGroupId,
+            dedup_id=e.MessageDeduplicationId,
+            system={"SenderId": sender},
+        )
+
+    async def _hot_send_message(
+        self, p: hot.SendMessageIn, name: str, sender: str, region: str
+    ) -> TypedResult:
+        """:meth:`_send_message` of a typed request."""
+        entry = self._hot_entry(p, sender, name.endswith(".fifo"))
+        result = (await self.broker.send_batch(name, [entry]))[0]
+        if isinstance(result, errors.ConveyorError):
+            raise result
+        return send_message_result(
+            result.message_id, p.MessageBody, None, None, result.sequence_number
+        )
+
+    async def _hot_send_message_batch(
+        self, p: hot.SendMessageBatchIn, name: str, sender: str, region: str
+    ) -> TypedResult:
+        """:meth:`_send_message_batch` of a typed request (no entry failed its checks)."""
+        fifo = name.endswith(".fifo")
+        entries = p.Entries
+        results = await self.broker.send_batch(
+            name, [self._hot_entry(e, sender, fifo) for e in entries]
+        )
+        ok: list[SendMessageBatchResultEntry] = []
+        failed: list[BatchResultErrorEntry] = []
+        for e, r in zip(entries, results, strict=True):
+            if isinstance(r, SendResult):
+                ok.append(
+                    SendMessageBatchResultEntry(
+                        e.Id,
+                        r.message_id,
+                        sqs.md5_of_body(e.MessageBody),
+                        None,
+                        None,
+                        r.sequence_number,
+                    )
+                )
+            else:
+                failed.append(batch_error_result(e.Id, r))
+        return SendMessageBatchResult(ok, failed)
+
     async def _send_message_batch(self, ctx: _Ctx) -> Result:
         req = ctx.req
         name = self._queue(ctx)
@@ -613,15 +738,63 @@ class SqsApi:
         if not msgs:
             return ReceiveMessageResult([])
         requested_system = [*p.get("AttributeNames", ()), *p.get("MessageSystemAttributeNames", ())]
-        requested_attributes = p.get("MessageAttributeNames")
-        return ReceiveMessageResult(
-            [self._message(m, ctx, requested_system, requested_attributes) for m in msgs]
+        return self._received(msgs, ctx.region, requested_system, p.get("MessageAttributeNames"))
+
+    async def _hot_receive_message(
+        self, p: hot.ReceiveMessageIn, name: str, sender: str, region: str
+    ) -> TypedResult:
+        """:meth:`_receive_message` of a typed request."""
+        max_messages = p.MaxNumberOfMessages
+        msgs = await self.broker.receive(
+            name,
+            1 if max_messages is None else max_messages,
+            visibility_timeout_s=p.VisibilityTimeout,
+            wait_s=p.WaitTimeSeconds,
+            attempt_id=p.ReceiveRequestAttemptId if name.endswith(".fifo") else None,
         )
+        if not msgs:
+            return ReceiveMessageResult([])
+        requested_system = [*(p.AttributeNames or ()), *(p.MessageSystemAttributeNames or ())]
+        return self._received(msgs, region, requested_system, p.MessageAttributeNames)
+
+    def _received(
+        self,
+        msgs: list[Message],
+        region: str,
+        requested_system: list[str],
+        requested_attributes: list[str] | None,
+    ) -> ReceiveMessageResult:
+        out: list[ReceivedMessage] = []
+        for m in msgs:
+            raw = m.body
+            try:
+                body = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                body = raw.decode("utf-8", "replace")
+                digest = None  # of the text as sent, replacement characters and all
+            else:
+                digest = md5_hex(raw)  # the bytes body.encode("utf-8") would give
+            if requested_system or m.attributes:
+                out.append(
+                    self._message(m, body, digest, region, requested_system, requested_attributes)
+                )
+            else:  # what received_message returns for a message with nothing to select
+                out.append(
+                    ReceivedMessage(
+                        m.message_id,
+                        m.receipt_handle,
+                        sqs.md5_of_body(body) if digest is None else digest,
+                        body,
+                    )
+                )
+        return ReceiveMessageResult(out)
 
     def _message(
         self,
         m: Message,
-        ctx: _Ctx,
+        body: str,
+        body_md5: str | None,
+        region: str,
         requested_system: list[str],
         requested_attributes: list[str] | None,
     ) -> ReceivedMessage:
@@ -639,7 +812,9 @@ class SqsApi:
                 system["AWSTraceHeader"] = extra["AWSTraceHeader"]
             source = extra.get(_DLQ_SOURCE)
             if source is not None:
-                system["DeadLetterQueueSourceArn"] = ctx.arn(*self.accounts.split(source))
+                system["DeadLetterQueueSourceArn"] = sqs.queue_arn(
+                    region, *self.accounts.split(source)
+                )
             if m.sequence_number is not None:
                 system["SequenceNumber"] = m.sequence_number
             if m.group_id is not None:
@@ -659,16 +834,37 @@ class SqsApi:
         return received_message(
             message_id=m.message_id,
             receipt_handle=m.receipt_handle,
-            body=m.body.decode("utf-8", "replace"),
+            body=body,
             system_attributes=system,
             message_attributes=attributes,
             requested_system=requested_system,
             requested_attributes=requested_attributes,
+            body_md5=body_md5,
         )
 
     async def _delete_message(self, ctx: _Ctx) -> Result:
         await self.broker.delete(self._queue(ctx), ctx.req.params["ReceiptHandle"])
         return None
+
+    async def _hot_delete_message(
+        self, p: hot.DeleteMessageIn, name: str, sender: str, region: str
+    ) -> None:
+        await self.broker.delete(name, p.ReceiptHandle)
+
+    async def _hot_delete_message_batch(
+        self, p: hot.DeleteMessageBatchIn, name: str, sender: str, region: str
+    ) -> TypedResult:
+        """:meth:`_delete_message_batch` of a typed request."""
+        entries = p.Entries
+        results = await self.broker.delete_batch(name, [e.ReceiptHandle for e in entries])
+        ok: list[BatchResultIdEntry] = []
+        failed: list[BatchResultErrorEntry] = []
+        for e, r in zip(entries, results, strict=True):
+            if r is None:
+                ok.append(BatchResultIdEntry(e.Id))
+            else:
+                failed.append(batch_error_result(e.Id, r))
+        return DeleteMessageBatchResult(ok, failed)
 
     async def _delete_message_batch(self, ctx: _Ctx) -> Result:
         req = ctx.req

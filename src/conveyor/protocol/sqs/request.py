@@ -170,7 +170,7 @@ def _parse_json(
     if body and not body.isspace():
         try:
             data = _json_decoder.decode(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a string
             raise _serialization(f"Malformed JSON request body: {exc}") from None
         if not isinstance(data, dict):
             raise _serialization("The request body must be a JSON object.")

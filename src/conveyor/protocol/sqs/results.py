@@ -4,9 +4,10 @@ They compute the digests (:mod:`.md5`) and apply ReceiveMessage's attribute sele
 so the glue cannot get those subtly wrong. Most return a plain dict in the action's
 output shape. The results of the hot actions also come typed, as :class:`TypedResult`
 structs whose fields are the output's members (``SendMessageResult``,
-``ReceiveMessageResult`` of ``ReceivedMessage``): the JSON protocol encodes those in
-one msgspec call, without walking the output shape (``send_result`` and
-``message_result`` are the same results as dicts).
+``ReceiveMessageResult`` of ``ReceivedMessage``, ``SendMessageBatchResult``,
+``DeleteMessageBatchResult``): the JSON protocol encodes those in one msgspec call,
+without walking the output shape (``send_result``, ``message_result``,
+``send_batch_entry`` and ``batch_error_entry`` are the same results as dicts).
 """
 
 from __future__ import annotations
@@ -57,6 +58,44 @@ class ReceivedMessage(msgspec.Struct, omit_defaults=True):
 class ReceiveMessageResult(TypedResult, omit_defaults=True):
     action: ClassVar[str] = "ReceiveMessage"
     Messages: list[ReceivedMessage]  # no default: an empty list is rendered, as before
+
+
+class SendMessageBatchResultEntry(msgspec.Struct, omit_defaults=True):
+    """A success of :class:`SendMessageBatchResult` (:func:`send_batch_entry`)."""
+
+    Id: str
+    MessageId: str
+    MD5OfMessageBody: str
+    MD5OfMessageAttributes: str | None = None
+    MD5OfMessageSystemAttributes: str | None = None
+    SequenceNumber: str | None = None
+
+
+class BatchResultIdEntry(msgspec.Struct):
+    """A success of :class:`DeleteMessageBatchResult`."""
+
+    Id: str
+
+
+class BatchResultErrorEntry(msgspec.Struct):
+    """A ``Failed`` entry of a batch result (:func:`batch_error_entry`)."""
+
+    Id: str
+    SenderFault: bool
+    Code: str
+    Message: str
+
+
+class SendMessageBatchResult(TypedResult, omit_defaults=True):
+    action: ClassVar[str] = "SendMessageBatch"
+    Successful: list[SendMessageBatchResultEntry]
+    Failed: list[BatchResultErrorEntry]
+
+
+class DeleteMessageBatchResult(TypedResult, omit_defaults=True):
+    action: ClassVar[str] = "DeleteMessageBatch"
+    Successful: list[BatchResultIdEntry]
+    Failed: list[BatchResultErrorEntry]
 
 
 def as_dict(result: msgspec.Struct) -> dict[str, Any]:
@@ -123,6 +162,14 @@ def batch_error_entry(
     }
 
 
+def batch_error_result(
+    entry_id: str, error: BaseException, protocol: Protocol = "json"
+) -> BatchResultErrorEntry:
+    """:func:`batch_error_entry`, typed."""
+    err = to_sqs_error(error)
+    return BatchResultErrorEntry(entry_id, err.sender_fault, err.code_for(protocol), err.message)
+
+
 def wants_all(names: Iterable[str] | None) -> bool:
     return any(name in ("All", ".*") for name in names or ())
 
@@ -167,9 +214,13 @@ def received_message(
     message_attributes: AttributeMap | None = None,
     requested_system: Iterable[str] | None = None,
     requested_attributes: Iterable[str] | None = None,
+    body_md5: str | None = None,
 ) -> ReceivedMessage:
-    """One message of ReceiveMessage's result, typed (see :func:`message_result`)."""
-    out = ReceivedMessage(message_id, receipt_handle, md5_of_body(body), body)
+    """One message of ReceiveMessage's result, typed (see :func:`message_result`).
+    ``body_md5``: ``md5_of_body(body)``, when the caller has it already."""
+    out = ReceivedMessage(
+        message_id, receipt_handle, md5_of_body(body) if body_md5 is None else body_md5, body
+    )
     if system_attributes and requested_system:
         system = select_system_attributes(requested_system, system_attributes)
         if system:

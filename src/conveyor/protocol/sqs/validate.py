@@ -141,9 +141,14 @@ def check_int(name: str, value: int | None, lo: int, hi: int, reason: str | None
         raise invalid_value(name, value, reason or f"Must be between {lo} and {hi}, if provided")
 
 
+def token_ok(value: str | None) -> bool:
+    """Whether :func:`check_token` passes ``value``."""
+    return value is None or _TOKEN_RE.fullmatch(value) is not None
+
+
 def check_token(name: str, value: str | None) -> None:
     """MessageGroupId, MessageDeduplicationId, ReceiveRequestAttemptId."""
-    if value is not None and not _TOKEN_RE.fullmatch(value):
+    if not token_ok(value):
         raise invalid_value(
             name,
             value,
@@ -326,6 +331,15 @@ def check_send_for_queue(
 
 
 # --- batches -----------------------------------------------------------------------------
+
+
+def batch_ids_ok(ids: Sequence[str]) -> bool:
+    """Whether :func:`check_batch` passes a batch of entries with these ids."""
+    return (
+        0 < len(ids) <= limits.batch_entries_max
+        and all(_ENTRY_ID_RE.fullmatch(i) for i in ids)
+        and len(set(ids)) == len(ids)
+    )
 
 
 def check_batch(entries: Sequence[Mapping[str, Any]], entry_wire_name: str) -> None:
