@@ -181,3 +181,36 @@ def test_the_event_loop_fsyncs_small_rounds_itself(
             assert broker.get_queue("jobs").stats.messages == 26  # type: ignore[union-attr]
 
     run(main())
+
+
+def test_the_event_loop_spends_at_most_half_its_time_in_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small round that comes right after an fsync the loop made itself goes to the
+    committer: the loop keeps at least as much time for its requests as for fsyncs."""
+    threads: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            threads.append(threading.get_ident())
+            time.sleep(0.05)
+        real_fsync(fd)
+
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs")
+            monkeypatch.setattr(os, "fsync", slow_fsync)
+            loop_thread = threading.get_ident()
+            await asyncio.sleep(0.2)
+            threads.clear()
+            await broker.send("jobs", "a")  # the loop fsyncs: 50 ms
+            await broker.send("jobs", "b")  # within 50 ms of that: the committer does
+            assert threads[0] == loop_thread and loop_thread not in threads[1:]
+            assert len(threads) >= 2
+            await asyncio.sleep(0.15)
+            threads.clear()
+            await broker.send("jobs", "c")  # long after: the loop again
+            assert threads == [loop_thread]
+
+    run(main())
