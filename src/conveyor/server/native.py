@@ -373,23 +373,22 @@ class NativeProtocol(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing():
             return
         self._conn.receive_data(data)
-        self._in_pump = True
-        try:
-            self._pump()
-        finally:
-            self._in_pump = False
-            self._flush()
+        self._pump_and_flush()
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
         self._peer_done = True
+        self._pump_and_flush()
+        return True  # keep our side open to answer what is in flight
+
+    def _pump_and_flush(self) -> None:
+        """Answer what arrived; the answers ready now go out in one write."""
         self._in_pump = True
         try:
             self._pump()
         finally:
             self._in_pump = False
             self._flush()
-        return True  # keep our side open to answer what is in flight
 
     def pause_writing(self) -> None:
         if self._transport is not None:
