@@ -720,8 +720,8 @@ class Broker:
         """A unique id in the shape of a UUID: 64 random bits drawn when the broker
         opens, then a counter. uuid4() reads the OS's random source on every call,
         which cost more than the rest of a send's bookkeeping."""
-        n = next(self._id_counter)
-        return f"{self._id_prefix}{(n >> 48) & 0xFFFF:04x}-{n & 0xFFFF_FFFF_FFFF:012x}"
+        n = next(self._id_counter) & 0xFFFF_FFFF_FFFF_FFFF
+        return self._id_prefix + n.to_bytes(8, "big").hex("-", 6)  # "xxxx-xxxxxxxxxxxx"
 
     def _prepare_append(self, q: _Queue, entry: SendEntry, now: int) -> R.Append:
         cfg = q.meta.config
