@@ -45,7 +45,8 @@ class _LoopWaker:
     self-pipe once, not a hundred times."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # weakly: the loop is this object's key in _wakers, which must not keep it alive
+        self._loop = weakref.ref(loop)
         self.thread = threading.get_ident()
         self._lock = threading.Lock()
         self._pending: list[tuple[Callable[[BaseException | None], None], Any]] = []
@@ -60,7 +61,9 @@ class _LoopWaker:
             if self._scheduled:
                 return
             self._scheduled = True
-        self.loop.call_soon_threadsafe(self._drain)
+        loop = self._loop()
+        if loop is not None:
+            loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         with self._lock:
@@ -103,22 +106,21 @@ class _LoopSyncer:
     the committer instead (under load, the loop goes on decoding while the disk works,
     as without this class)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:  # (the running loop is the one it serves: see _syncer)
         self._pending: dict[FileLog, list[tuple[int, _Done, _AnyThread]]] = {}
         self._free_at = 0.0  # loop time from which an fsync keeps within half the time
 
     def add(self, log: FileLog, offset: int, done: _Done, from_any_thread: _AnyThread) -> None:
         pending = self._pending
         if not pending:
-            self.loop.call_soon(self._next_round)
+            asyncio.get_running_loop().call_soon(self._next_round)
         waits = pending.get(log)
         if waits is None:
             waits = pending[log] = []
         waits.append((offset, done, from_any_thread))
 
     def _next_round(self) -> None:
-        self.loop.call_soon(self._run)
+        asyncio.get_running_loop().call_soon(self._run)
 
     def _run(self) -> None:
         pending, self._pending = self._pending, {}
@@ -150,7 +152,7 @@ _syncers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSyncer] = (
 def _syncer(loop: asyncio.AbstractEventLoop) -> _LoopSyncer:
     syncer = _syncers.get(loop)
     if syncer is None:
-        syncer = _syncers[loop] = _LoopSyncer(loop)
+        syncer = _syncers[loop] = _LoopSyncer()
     return syncer
 
 
