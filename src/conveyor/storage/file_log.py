@@ -23,8 +23,9 @@ shared :class:`~conveyor.storage.committer.Committer` for a round; the thread th
 a round calls the callbacks it satisfied, and asks the committer again if callbacks are
 left. ``sync_if_small`` lets an event loop run a small round itself (see
 :mod:`conveyor.broker.aio`): for one request at a time, waking a committer thread and
-being woken back costs more CPU and time than the fsync. ``fsync="interval"`` schedules a round on the committer ``fsync_interval_ms``
-after the first write that is not yet synced.
+being woken back costs more CPU and time than the fsync. ``fsync="interval"`` schedules
+a round on the committer ``fsync_interval_ms`` after the first write that is not yet
+synced.
 
 The one fsync made under ``_lock`` is at a segment roll (once per
 ``segment_bytes_max``): the full segment is fsynced before the next one is created, so
