@@ -8,6 +8,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,5 +213,64 @@ def test_the_event_loop_spends_at_most_half_its_time_in_fsync(
             threads.clear()
             await broker.send("jobs", "c")  # long after: the loop again
             assert threads == [loop_thread]
+
+    run(main())
+
+
+def test_a_standard_receive_waits_for_its_messages_not_for_its_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receiving messages that are already durable costs no fsync on a standard queue:
+    the lease rides on the next one (here the delete's). A FIFO queue's lease locks its
+    group, so its receive waits for it. Either way, a crash before that fsync loses the
+    lease, never a message or an acknowledged delete."""
+    syncs: list[int] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def counted(real: Any) -> Any:
+        def sync(fd: int) -> None:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                syncs.append(fd)
+            real(fd)
+
+        return sync
+
+    monkeypatch.setattr(os, "fsync", counted(real_fsync))
+    monkeypatch.setattr(os, "fdatasync", counted(real_fdatasync))
+
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs")
+            await broker.create_queue("jobs.fifo", {"fifo": True, "content_dedup": True})
+            for i in range(3):
+                await broker.send("jobs", f"m{i}")
+                await broker.send("jobs.fifo", f"m{i}", group_id="g")
+
+            syncs.clear()
+            (first,) = await broker.receive("jobs", 1, visibility_timeout_s=60)
+            assert syncs == []
+            await broker.delete("jobs", first.receipt_handle)  # its fsync covers the lease
+            assert len(syncs) == 1
+            (second,) = await broker.receive("jobs", 1, visibility_timeout_s=60)
+
+            syncs.clear()
+            (ordered,) = await broker.receive("jobs.fifo", 1, visibility_timeout_s=60)
+            assert len(syncs) == 1
+
+            (third,) = await broker.receive("jobs", 1)
+            assert third.body == b"m2"
+
+            # a long poll woken by a send answers once the message is durable
+            syncs.clear()
+            poll = asyncio.ensure_future(broker.receive("jobs", 10, wait_s=5))
+            await asyncio.sleep(0.05)
+            await broker.send("jobs", "late")
+            assert [m.body for m in await poll] == [b"late"]
+            assert len(syncs) == 1  # the send's fsync covered the delivery too
+
+        with conveyor.open(tmp_path) as broker:
+            stats = broker.get_queue("jobs").stats
+            assert stats is not None and stats.messages == 3  # m1, m2, late
+            assert second.body == b"m1" and ordered.body == b"m0"
 
     run(main())

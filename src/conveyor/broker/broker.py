@@ -881,7 +881,16 @@ class Broker:
     ) -> Pick:
         """Decide and commit one receive attempt (no waiting). Messages past the
         dead-letter threshold come back in ``moves``: finish them with
-        :meth:`_complete_moves` before answering."""
+        :meth:`_complete_moves` before answering.
+
+        The answer waits until the messages it hands out are durable. On a standard
+        queue it does not wait for the lease (the ``Deliver`` record): that becomes
+        durable with the next fsync of the log, usually the delete's. A crash before
+        then loses only the lease: the message is visible again at once instead of
+        when its visibility timeout ends, and its receive count is one lower —
+        redelivery a standard queue allows anyway. A FIFO queue waits for the lease,
+        since its message group stays locked by it, and so does a move to the
+        dead-letter queue."""
         now = self._now()
         cfg = q.meta.config
         redrive = cfg.redrive
@@ -922,7 +931,11 @@ class Broker:
                     moves.append((part, dec.moves))
                     pm.dead_lettered += len(dec.moves)
                 if recs:
-                    waits.append((part, part.commit(recs, now)))
+                    last = part.commit(recs, now)
+                    if cfg.fifo or dec.moves or not dec.deliveries:
+                        waits.append((part, last))
+                    else:  # the lease is not waited for (see above)
+                        waits.append((part, max(d.offset for d in dec.deliveries)))
                 if dec.deliveries:
                     pm.received += len(dec.deliveries)
                     again = sum(1 for d in dec.deliveries if d.receive_count > 1)
