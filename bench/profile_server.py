@@ -1,8 +1,10 @@
-"""Profile the Conveyor server with py-spy while it serves workload (1) or (2) of
-``bench/compare.py`` (durable produce, one at a time / batched and pipelined).
+"""Profile the Conveyor server with py-spy while it serves workload (1), (2) or (4) of
+``bench/compare.py`` (durable produce, one at a time / batched and pipelined; a
+producer and a long-polling consumer at a fixed rate).
 
     .venv/bin/python bench/profile_server.py --workload one --seconds 15
     .venv/bin/python bench/profile_server.py --workload batched --seconds 15
+    .venv/bin/python bench/profile_server.py --workload latency --lat-rate 1000
 
 Starts ``conveyor serve --fsync always`` on a temporary directory, attaches
 ``py-spy record --gil`` to it (samples of the thread holding the GIL: where the
@@ -25,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import workloads
 from peers.conveyor_native import Client, Server
 
 
@@ -77,7 +80,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--workload", choices=["one", "batched"], default="one")
+    ap.add_argument("--workload", choices=["one", "batched", "latency"], default="one")
+    ap.add_argument("--lat-rate", type=float, default=1000.0, help="latency: msg/s")
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
@@ -105,6 +109,15 @@ def main() -> int:
             t0 = time.monotonic()
             if args.workload == "one":
                 n = client.produce_one("profile", 10**9, args.seconds)
+            elif args.workload == "latency":
+                lat = workloads.latency(
+                    "conveyor_native", conn, {}, "profile", args.lat_rate, args.seconds, 32, 10
+                )
+                n = lat["received"]
+                print(
+                    f"latency p50 / p99 / p99.9: {lat['p50']:.2f} / {lat['p99']:.2f} / "
+                    f"{lat['p999']:.2f} ms"
+                )
             else:
                 n = asyncio.run(client.produce_pipelined("profile", 10**9, 8, 100, args.seconds))
             elapsed = time.monotonic() - t0

@@ -102,6 +102,34 @@ def test_native_round_trip_and_pipelining(server: ServerProcess) -> None:
     raw.close()
 
 
+def test_send_batch_entries_with_and_without_attributes(server: ServerProcess) -> None:
+    """A batch without attributes is handed to the broker as decoded from the wire; one
+    with them is converted: both keep every field, and per-entry errors."""
+    raw = Raw(server.native_address)
+    raw.call(n.CreateQueueRequest(id=1, name="jobs"))
+    attr = n.MessageAttribute(data_type="String", string_value="v")
+    plain = [
+        n.SendEntry(body=b"a", system={"AWSTraceHeader": "Root=1"}),
+        n.SendEntry(body=b"", delay_s=0),  # empty body: an error of its own
+        n.SendEntry(body=b"b", delay_s=0),
+    ]
+    mixed = [n.SendEntry(body=b"c", attributes={"k": attr}), n.SendEntry(body=b"d")]
+    answers = [
+        raw.call(n.SendBatchRequest(id=10 + i, queue="jobs", entries=batch))
+        for i, batch in enumerate((plain, mixed))
+    ]
+    kinds = [[type(r).__name__ for r in a.results] for a in answers]  # type: ignore[attr-defined]
+    assert kinds == [["SendResult", "ErrorInfo", "SendResult"], ["SendResult"] * 2], kinds
+    assert answers[0].results[1].code == "MissingParameter"  # type: ignore[attr-defined]
+    out = raw.call(n.ReceiveRequest(id=20, queue="jobs", max_messages=10))
+    assert isinstance(out, n.ReceiveResponse)
+    by_body = {m.body: m for m in out.messages}
+    assert sorted(by_body) == [b"a", b"b", b"c", b"d"] and len(out.messages) == 4
+    assert by_body[b"a"].system == {"AWSTraceHeader": "Root=1"} and not by_body[b"a"].attributes
+    assert by_body[b"c"].attributes == {"k": attr} and not by_body[b"d"].attributes
+    raw.close()
+
+
 def test_garbage_closes_the_connection_not_the_server(server: ServerProcess) -> None:
     rng = random.Random(7)
     for _ in range(20):

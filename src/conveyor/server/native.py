@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -261,17 +261,24 @@ class NativeHandler:
         )
 
     async def send_batch(self, r: n.SendBatchRequest) -> n.Response:
-        entries = [
-            SendEntry(
-                body=e.body,
-                attributes=_attrs_in(e.attributes),
-                delay_s=e.delay_s,
-                group_id=e.group_id,
-                dedup_id=e.dedup_id,
-                system=e.system or None,
-            )
-            for e in r.entries
-        ]
+        wire = r.entries
+        if any(e.attributes for e in wire):
+            entries = [
+                SendEntry(
+                    body=e.body,
+                    attributes=_attrs_in(e.attributes),
+                    delay_s=e.delay_s,
+                    group_id=e.group_id,
+                    dedup_id=e.dedup_id,
+                    system=e.system or None,
+                )
+                for e in wire
+            ]
+        else:
+            # Without attributes a wire entry has every field the broker reads, under
+            # the same name and of the same type ({} for None): it is taken as it is,
+            # which saves building a second object per message.
+            entries = cast("list[SendEntry]", wire)
         results = await self.broker.send_batch(r.queue, entries)
         return n.SendBatchResponse(
             id=r.id,
