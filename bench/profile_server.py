@@ -1,9 +1,11 @@
-"""Profile the Conveyor server with py-spy while it serves workload (1), (2) or (4) of
-``bench/compare.py`` (durable produce, one at a time / batched and pipelined; a
-producer and a long-polling consumer at a fixed rate).
+"""Profile the Conveyor server with py-spy while it serves workload (1), (2), (3) or (4)
+of ``bench/compare.py`` (durable produce, one at a time / batched and pipelined; consume
+and delete in batches, from a queue filled unprofiled first; a producer and a
+long-polling consumer at a fixed rate).
 
     .venv/bin/python bench/profile_server.py --workload one --seconds 15
     .venv/bin/python bench/profile_server.py --workload batched --seconds 15
+    .venv/bin/python bench/profile_server.py --workload consume --seconds 10
     .venv/bin/python bench/profile_server.py --workload latency --lat-rate 1000
 
 Starts ``conveyor serve --fsync always`` on a temporary directory, attaches
@@ -80,7 +82,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--workload", choices=["one", "batched", "latency"], default="one")
+    ap.add_argument("--workload", choices=["one", "batched", "consume", "latency"], default="one")
     ap.add_argument("--lat-rate", type=float, default=1000.0, help="latency: msg/s")
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -109,6 +111,14 @@ def main() -> int:
             t0 = time.monotonic()
             if args.workload == "one":
                 n = client.produce_one("profile", 10**9, args.seconds)
+            elif args.workload == "consume":
+                spy.terminate()  # fill the queue first, unprofiled
+                spy.wait()
+                asyncio.run(client.produce_pipelined("profile", 400_000, 8, 100, 60))
+                spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(1.0)
+                t0 = time.monotonic()
+                n = asyncio.run(client.consume("profile", 10**9, 4, 100, args.seconds))
             elif args.workload == "latency":
                 lat = workloads.latency(
                     "conveyor_native", conn, {}, "profile", args.lat_rate, args.seconds, 32, 10

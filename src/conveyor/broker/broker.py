@@ -36,7 +36,7 @@ from conveyor.broker.catalog import Catalog, QueueMeta, new_uid, write_atomicall
 from conveyor.broker.partition import Partition
 from conveyor.metrics import Metrics, PartitionSample, QueueMetrics, QueueSample
 from conveyor.partition import records as R
-from conveyor.partition.state import MOVING, PartitionState
+from conveyor.partition.state import MOVING, Capture, PartitionState
 from conveyor.queue import make_config, update_config, validate_name
 from conveyor.receipt import Receipt, ReceiptSigner
 from conveyor.types import (
@@ -323,7 +323,7 @@ class Broker:
                 q.wake()
             for part in q.partitions:
                 with q.lock:
-                    offset, data = part.snapshot()
+                    offset, data = part.capture()
                 if offset != part.checkpoint_offset and self._may_checkpoint(part, offset):
                     part.save_checkpoint(offset, data)
                 part.close()
@@ -1332,7 +1332,7 @@ class Broker:
         now = self._now()
         retention_ms = q.meta.config.retention_s * 1000
         waits: list[tuple[Partition, int]] = []
-        snaps: list[tuple[Partition, int, bytes]] = []
+        snaps: list[tuple[Partition, int, Capture]] = []
         with self._locked(q):
             for part in q.partitions:
                 if not part.writable:
@@ -1347,7 +1347,7 @@ class Broker:
                 # backlog grows, and replay after a crash no longer than reading it
                 every = max(limits.checkpoint_interval_records, part.state.n_live)
                 if part.records_since_checkpoint() >= every:
-                    offset, data = part.snapshot()
+                    offset, data = part.capture()
                     if self._may_checkpoint(part, offset):
                         snaps.append((part, offset, data))
         for part, off in waits:
@@ -1372,7 +1372,7 @@ class Broker:
         for q in list(self._queues.values()):
             for part in q.partitions:
                 with self._locked(q):
-                    offset, data = part.snapshot()
+                    offset, data = part.capture()
                 if not self._may_checkpoint(part, offset):
                     continue
                 part.save_checkpoint(offset, data)

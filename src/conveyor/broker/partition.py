@@ -23,7 +23,7 @@ from typing import Any
 
 from conveyor import limits
 from conveyor.partition import records as R
-from conveyor.partition.state import PartitionState
+from conveyor.partition.state import Capture, PartitionState
 from conveyor.storage import CheckpointStore, FileLog, MemoryCheckpointStore, MemoryLog
 from conveyor.storage.log import Log
 
@@ -151,13 +151,15 @@ class Partition:
     def records_since_checkpoint(self) -> int:
         return self.state.next_offset - 1 - self.checkpoint_offset
 
-    def snapshot(self) -> tuple[int, bytes]:
-        """Snapshot under the caller's lock; persist it with :meth:`save_checkpoint`."""
-        return self.state.next_offset - 1, self.state.snapshot()
+    def capture(self) -> tuple[int, Capture]:
+        """Copy the state under the caller's lock; persist the copy with
+        :meth:`save_checkpoint`, without the lock (it encodes the snapshot)."""
+        return self.state.next_offset - 1, self.state.capture()
 
-    def save_checkpoint(self, offset: int, data: bytes) -> None:
+    def save_checkpoint(self, offset: int, capture: Capture) -> None:
         if offset < 0:
             return
+        data = capture.encode()
         self.log.wait_durable(offset)
         self.log.sync()
         self.checkpoints.save(offset, data)

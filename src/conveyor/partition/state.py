@@ -44,10 +44,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import re
 from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -63,6 +64,19 @@ READY: Final = 1
 INFLIGHT: Final = 2
 DELAYED: Final = 3
 MOVING: Final = 4
+_LIVE_RUN: Final = re.compile(rb"[^\x00]+")  # a run of live slots in a chunk's status
+
+# the columns of a chunk, as a snapshot stores them: name and array type code
+_COLUMNS: Final = (
+    ("status", "b"),
+    ("visible_at", "q"),
+    ("sent_at", "q"),
+    ("first_rc", "q"),
+    ("lease_start", "q"),
+    ("rc", "i"),
+    ("size", "i"),
+    ("group", "i"),
+)
 
 STATUS_NAMES: Final = {
     GONE: "gone",
@@ -246,11 +260,10 @@ class PartitionState:
             base = key << CHUNK_BITS
             if base + CHUNK_SLOTS <= start or base >= stop:
                 continue
-            chunk = self._chunks[key]
-            status = chunk.status
             lo = max(start - base, 0)
             hi = min(stop - base, CHUNK_SLOTS)
-            out.extend(base + i for i in range(lo, hi) if status[i])
+            for run in _LIVE_RUN.finditer(self._chunks[key].status, lo, hi):
+                out.extend(range(base + run.start(), base + run.end()))
         return out
 
     def dedup_lookup(self, key: str, now: int) -> tuple[int, str] | None:
@@ -957,47 +970,37 @@ class PartitionState:
     # ------------------------------------------------------------------ checkpoints
     def snapshot(self) -> bytes:
         """The state as bytes; :meth:`restore` gives back an equal state."""
-        offsets = self.live_offsets()
-        cols: dict[str, array[int]] = {
-            name: array(code)
-            for name, code in (
-                ("status", "b"),
-                ("visible_at", "q"),
-                ("sent_at", "q"),
-                ("first_rc", "q"),
-                ("lease_start", "q"),
-                ("rc", "i"),
-                ("size", "i"),
-                ("group", "i"),
-            )
-        }
-        for off in offsets:
-            chunk, i = self._slot(off)
-            assert chunk is not None
-            cols["status"].append(chunk.status[i])
-            cols["visible_at"].append(chunk.visible_at[i])
-            cols["sent_at"].append(chunk.sent_at[i])
-            cols["first_rc"].append(chunk.first_rc[i])
-            cols["lease_start"].append(chunk.lease_start[i])
-            cols["rc"].append(chunk.rc[i])
-            cols["size"].append(chunk.size[i])
-            cols["group"].append(chunk.group[i])
-        snap = _Snapshot(
-            fifo=self.fifo,
-            dedup_scope=self.dedup_scope,
-            next_offset=self.next_offset,
-            last_ts=self.last_ts,
-            last_purge_ms=self.last_purge_ms,
-            offsets=array("q", offsets).tobytes(),
-            columns={name: col.tobytes() for name, col in cols.items()},
-            groups=list(self._group_names),
-            dedup=[(k, *v) for k, v in self._dedup.items()],
-            origins=[(k, *v) for k, v in self._origins.items()],
-            moving=[(off, dest, reset) for off, (dest, reset) in self.moving.items()],
-            moved_sent=list(self._moved_sent.items()),
-            attempts=[(k, a.ts, a.offsets, a.receive_counts) for k, a in self._attempts.items()],
+        return self.capture().encode()
+
+    def capture(self) -> Capture:
+        """A copy of the state to encode later: taken under the queue's lock, it copies
+        each chunk's columns whole (memory copies, about 50 µs a chunk of 4096 slots), so
+        the lock is not held while :meth:`Capture.encode` picks out the live slots."""
+        chunks = []
+        for key in sorted(self._chunks):
+            chunk = self._chunks[key]
+            if chunk.live:
+                chunks.append((key, [getattr(chunk, name)[:] for name, _ in _COLUMNS]))
+        return Capture(
+            chunks,
+            _Snapshot(
+                fifo=self.fifo,
+                dedup_scope=self.dedup_scope,
+                next_offset=self.next_offset,
+                last_ts=self.last_ts,
+                last_purge_ms=self.last_purge_ms,
+                offsets=b"",
+                columns={},
+                groups=list(self._group_names),
+                dedup=[(k, *v) for k, v in self._dedup.items()],
+                origins=[(k, *v) for k, v in self._origins.items()],
+                moving=[(off, dest, reset) for off, (dest, reset) in self.moving.items()],
+                moved_sent=list(self._moved_sent.items()),
+                attempts=[
+                    (k, a.ts, a.offsets, a.receive_counts) for k, a in self._attempts.items()
+                ],
+            ),
         )
-        return msgspec.msgpack.encode(snap)
 
     @classmethod
     def restore(cls, data: bytes) -> PartitionState:
@@ -1011,16 +1014,7 @@ class PartitionState:
         offsets = array("q")
         offsets.frombytes(snap.offsets)
         cols: dict[str, array[int]] = {}
-        for name, code in (
-            ("status", "b"),
-            ("visible_at", "q"),
-            ("sent_at", "q"),
-            ("first_rc", "q"),
-            ("lease_start", "q"),
-            ("rc", "i"),
-            ("size", "i"),
-            ("group", "i"),
-        ):
+        for name, code in _COLUMNS:
             col = array(code)
             col.frombytes(snap.columns[name])
             cols[name] = col
@@ -1080,6 +1074,36 @@ class PartitionState:
             for gid in list(state._group_msgs):
                 state._offer_group(gid)
         return state
+
+
+class Capture:
+    """A partition's state copied by :meth:`PartitionState.capture`, to encode as a
+    snapshot without holding the queue's lock."""
+
+    def __init__(self, chunks: list[tuple[int, list[Any]]], head: _Snapshot) -> None:
+        self._chunks = chunks  # (chunk key, its columns in _COLUMNS order)
+        self._head = head  # everything but the live slots
+
+    def encode(self) -> bytes:
+        """The snapshot's bytes. Runs of live slots are copied a slice at a time (in a
+        backlog, whole chunks), not a message at a time."""
+        offsets = array("q")
+        cols = [array(code) for _, code in _COLUMNS]
+        stop = self._head.next_offset
+        for key, columns in self._chunks:
+            base = key << CHUNK_BITS
+            status = columns[0]
+            for run in _LIVE_RUN.finditer(status, 0, min(stop - base, CHUNK_SLOTS)):
+                a, b = run.span()
+                offsets.extend(range(base + a, base + b))
+                cols[0].frombytes(status[a:b])
+                for col, column in zip(cols[1:], columns[1:], strict=True):
+                    col.extend(column[a:b])
+        self._head.offsets = offsets.tobytes()
+        self._head.columns = {
+            name: col.tobytes() for (name, _), col in zip(_COLUMNS, cols, strict=True)
+        }
+        return msgspec.msgpack.encode(self._head)
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
