@@ -19,7 +19,9 @@ secret is rejected as ``ReceiptHandleIsInvalid``. Version 1 handles, MACed with
 HMAC-SHA256 truncated to 16 bytes, are still accepted (a handle issued before an upgrade
 stays good for its visibility timeout); keyed BLAKE2b is a MAC by design and costs a
 fifth of an HMAC here (≈ 0.6 µs against 2.7 µs), and a receive and its delete each
-compute one per message.
+compute one per message. The signer remembers the last ``recent_handles_max`` handles it
+issued, so checking one of those (a delete soon after its receive) is a dictionary
+lookup rather than a decode and a MAC.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _V1_HMAC = 1
 _BODY = struct.Struct(">B8sHQI")
 _MAC_BYTES = limits.receipt_handle_mac_bytes
 HANDLE_BYTES = _BODY.size + _MAC_BYTES
+recent_handles_max = 16_384  # issued handles remembered as good (about 3 MB)
 assert _BODY.size == 23
 
 
@@ -68,6 +71,9 @@ class ReceiptSigner:
         self._secret = secret
         # keyed once; each MAC copies this state instead of keying again
         self._keyed = hashlib.blake2b(key=secret[:64], digest_size=_MAC_BYTES)
+        # the handles issued last, already known good: a delete that follows its receive
+        # soon (the usual case) finds its handle here instead of decoding and MACing it
+        self._recent: dict[str, Receipt] = {}
 
     def _mac(self, body: bytes) -> bytes:
         h = self._keyed.copy()
@@ -82,10 +88,21 @@ class ReceiptSigner:
             VERSION, receipt.queue_uid, receipt.partition, receipt.offset, receipt.receive_count
         )
         raw = binascii.b2a_base64(body + self._mac(body), newline=False)
-        return raw.translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        handle = raw.translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        recent = self._recent
+        recent[handle] = receipt
+        if len(recent) > recent_handles_max:
+            try:  # the oldest; another thread may have taken it first
+                del recent[next(iter(recent))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass
+        return handle
 
     def check(self, handle: str) -> Receipt:
         """Decode and authenticate a handle; raise ReceiptHandleIsInvalid otherwise."""
+        known = self._recent.get(handle) if type(handle) is str else None
+        if known is not None:
+            return known
         if not isinstance(handle, str):
             raise errors.ReceiptHandleIsInvalid("the receipt handle must be a string")
         raw = _decode(handle)

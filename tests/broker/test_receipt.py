@@ -68,3 +68,24 @@ def test_a_handle_of_another_secret_or_not_a_string_is_invalid() -> None:
         ReceiptSigner(SECRET).check(12345)  # type: ignore[arg-type]
     assert partition_of(12345) is None  # type: ignore[arg-type]
     assert partition_of("not a handle") is None
+
+
+def test_recently_issued_handles_are_remembered_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signer remembers the handles it issued last: checking one gives the same
+    receipt as decoding it, the oldest are forgotten first (and then decoded as
+    before), and what was never issued is still checked in full."""
+    monkeypatch.setattr("conveyor.receipt.recent_handles_max", 3)
+    signer = ReceiptSigner(SECRET)
+    receipts = [R1._replace(offset=i) for i in range(5)]
+    handles = [signer.issue(r) for r in receipts]
+    assert list(signer._recent) == handles[-3:]
+    fresh = ReceiptSigner(SECRET)  # remembers nothing: decodes and MACs
+    for h, r in zip(handles, receipts, strict=True):
+        assert signer.check(h) == fresh.check(h) == r
+    forged = handles[-1][:-2] + ("AA" if not handles[-1].endswith("AA") else "BB")
+    with pytest.raises(errors.ReceiptHandleIsInvalid):
+        signer.check(forged)
+    with pytest.raises(errors.ReceiptHandleIsInvalid):
+        ReceiptSigner(bytes(32)).check(handles[-1])  # another node's secret
