@@ -481,6 +481,62 @@ def test_buffer_is_compacted() -> None:
     assert len(server._buf) < n.buffer_compact_bytes + 100
 
 
+def test_received_bytes_are_decoded_in_place_and_partial_frames_kept() -> None:
+    """``bytes`` arriving with nothing buffered are decoded where they are; a partial
+    frame left in them is copied (without the frames before it); any split of a stream,
+    in chunks of any buffer type, gives the same events."""
+    frames = [raw({"op": "ping", "id": i}) for i in range(4)]
+    data = b"".join(frames)
+    _client, server = pair()
+    server.receive_data(data[:-3])  # three frames and a partial one
+    assert [e.id for e in drain(server)] == [0, 1, 2]  # type: ignore[union-attr]
+    assert type(server._buf) is bytearray and server.buffered_bytes == len(frames[3]) - 3
+    server.receive_data(data[-3:])
+    assert [e.id for e in drain(server)] == [3]  # type: ignore[union-attr]
+    assert server.buffered_bytes == 0
+    kinds = [bytes, bytearray, memoryview]
+    for cut in range(1, len(data)):
+        for i, kind in enumerate(kinds):
+            _client, server = pair()
+            first, second = kind(data[:cut]), kinds[(i + cut) % 3](data[cut:])
+            server.receive_data(first)
+            events = drain(server)
+            server.receive_data(second)
+            events += drain(server)
+            assert [e.id for e in events] == [0, 1, 2, 3], (cut, kind)  # type: ignore[union-attr]
+
+
+def test_a_reused_receive_buffer_is_copied() -> None:
+    """A bytearray (or a view of one) may be refilled by the caller after receive_data."""
+    _client, server = pair()
+    chunk = bytearray(raw({"op": "ping", "id": 7}) + raw({"op": "ping", "id": 8})[:5])
+    server.receive_data(memoryview(chunk))
+    chunk[:] = b"\xff" * len(chunk)
+    assert [e.id for e in drain(server)] == [7]  # type: ignore[union-attr]
+    server.receive_data(raw({"op": "ping", "id": 8})[5:])
+    assert [e.id for e in drain(server)] == [8]  # type: ignore[union-attr]
+
+
+def test_checked_sends_skip_only_the_decode_check() -> None:
+    client, _server = pair()
+    other, _ = pair()
+    good = n.SendRequest(id=1, queue="q", body=b"x", group_id="g")
+    assert client.send(good, checked=True) == other.send(good)
+    # the caller vouches for the types: a frame it got wrong goes out as it is...
+    bad = n.SendRequest(id=2, queue="q", body="text")  # type: ignore[arg-type]
+    with pytest.raises(n.LocalProtocolError):
+        other.send(bad)
+    assert client.send(bad, checked=True)
+    # ...but the state machine and the peer's frame limit are checked all the same
+    with pytest.raises(n.LocalProtocolError) as info:
+        client.send(n.PingRequest(id=1), checked=True)
+    assert info.value.code == "DuplicateRequestId"
+    big = n.SendRequest(id=3, queue="q", body=b"x" * (n.frame_bytes_default + 1))
+    with pytest.raises(n.LocalProtocolError) as info:
+        client.send(big, checked=True)
+    assert info.value.code == "FrameTooLarge"
+
+
 # --- documentation -------------------------------------------------------------------------
 def test_doc_prints_the_transition_table() -> None:
     assert n.transitions_markdown() in DOC.read_text(encoding="utf-8")

@@ -1,9 +1,11 @@
 """The asyncio client: :class:`AsyncClient`.
 
 One connection per client, made on first use and made again after it drops. Requests
-from any number of tasks share it: each gets a request id and a future, frames written
-in the same loop iteration go out in one write, and responses (in any order) resolve
-the futures by id. The I/O is an :class:`asyncio.Protocol` around the sans-IO codec
+from any number of tasks share it: each gets a request id and a future, and responses
+(in any order) resolve the futures by id. A request on an idle connection (nothing else
+in flight) is written at once; one made while others are in flight waits for the end
+of the loop iteration, so that the frames of many tasks go out in one write. The I/O is
+an :class:`asyncio.Protocol` around the sans-IO codec
 (:class:`conveyor.protocol.native.NativeConnection`); the calls, conversions and the
 retry rule are shared with the sync client (:mod:`.calls`, :mod:`.retry`).
 
@@ -11,6 +13,16 @@ Deadlines: a call's ``timeout_s`` covers connecting, every attempt and every bac
 a long-poll receive adds its wait to it. A request that times out stays in flight on
 the connection (its answer is dropped when it comes); if nothing at all was received on
 the connection while it waited, the connection is presumed dead and closed.
+
+The hot path
+============
+
+Most calls find the connection open and a slot free. They are written and awaited with
+no ``asyncio.timeout`` scope: the deadline is one timer that fails the request's future
+(:func:`_expire`), cancelled when the answer comes, and the loop is the connection's.
+That spares a timeout object, a ``current_task()`` lookup and three ``getpid`` system
+calls per request (asyncio compares the pid each time it looks up the running loop).
+Connecting, and waiting for a free slot, still run under ``asyncio.timeout_at``.
 """
 
 from __future__ import annotations
@@ -39,6 +51,16 @@ read_chunk_bytes = 256 * 1024
 
 # Refusals of a handshake that are not worth retrying: the next attempt gets the same.
 _FINAL_REFUSALS = (errors.AccessDenied, errors.InvalidSecurity, n.ProtocolError)
+
+
+class _Deadline(Exception):
+    """A request's deadline passed (turned into Timeout by the caller)."""
+
+
+def _expire(fut: asyncio.Future[n.Response]) -> None:
+    """The timer of a request's deadline: fail its future, unless answered already."""
+    if not fut.done():
+        fut.set_exception(_Deadline())
 
 
 def _handshake_error(exc: BaseException) -> BaseException:
@@ -112,13 +134,15 @@ class _Protocol(asyncio.Protocol):
             fut = self.pending.pop(event.id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
-            self._wake_one()
+            if self.slot_waiters:
+                self._wake_one()
         elif isinstance(event, n.ErrorResponse):
             if event.id is not None:
                 fut = self.pending.pop(event.id, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(event.to_exception())
-                self._wake_one()
+                if self.slot_waiters:
+                    self._wake_one()
             else:  # the server ends the connection, saying why
                 self._fail(event.to_exception())
         elif isinstance(event, n.Welcome):
@@ -171,42 +195,50 @@ class _Protocol(asyncio.Protocol):
         self._flush_scheduled = False
         if self._out and self.closed is None:
             assert self.transport is not None
-            self.transport.write(bytes(self._out))
-            self._out.clear()
+            # The buffer is handed over, not copied: a transport may keep a view of it.
+            out, self._out = self._out, bytearray()
+            self.transport.write(out)
 
-    async def request(self, req: n.Request) -> n.Response:
+    async def request(self, req: n.Request, checked: bool = False) -> n.Response:
         """Send ``req`` (its id is set here) and wait for its answer. The caller bounds
         the wait (cancelling it leaves the request in flight until answered)."""
+        fut = await self.request_future(req, checked)
+        return await fut
+
+    async def request_future(
+        self, req: n.Request, checked: bool = False
+    ) -> asyncio.Future[n.Response]:
+        """Wait for a free slot, then send ``req``; its answer comes in the future
+        returned. ConnectFailed if the connection closes first (nothing was written)."""
         while self.closed is None and self.conn.inflight >= self.conn.max_inflight:
             w = self.loop.create_future()
             self.slot_waiters.append(w)
             await w
-        if self.closed is not None:
-            # Not written: the server never saw it.
+        fut = self.request_nowait(req, checked)
+        if fut is None:  # closed: not written, the server never saw it
             raise ConnectFailed(f"the connection closed before the request was sent: {self.closed}")
-        rid = self.conn.new_request_id()
-        req.id = rid
-        self.conn.send_into(req, self._out)  # LocalProtocolError: nothing sent
-        fut: asyncio.Future[n.Response] = self.loop.create_future()
-        self.pending[rid] = fut
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        return await fut
+        return fut
 
-    def request_nowait(self, req: n.Request) -> asyncio.Future[n.Response] | None:
-        """Write ``req`` now if a slot is free (its answer comes in the future returned);
-        None when the connection is closed or full, and nothing was written."""
-        if self.closed is not None or self.conn.inflight >= self.conn.max_inflight:
+    def request_nowait(
+        self, req: n.Request, checked: bool = False
+    ) -> asyncio.Future[n.Response] | None:
+        """Send ``req`` if a slot is free (its answer comes in the future returned); None
+        when the connection is closed or full, and nothing was written. ``checked``: see
+        :meth:`NativeConnection.send_into`. LocalProtocolError: nothing was written."""
+        conn = self.conn
+        if self.closed is not None or conn.inflight >= conn.max_inflight:
             return None
-        rid = self.conn.new_request_id()
+        rid = conn.new_request_id()
         req.id = rid
-        self.conn.send_into(req, self._out)
+        conn.send_into(req, self._out, checked=checked)
         fut: asyncio.Future[n.Response] = self.loop.create_future()
         self.pending[rid] = fut
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            if conn.inflight == 1:  # nothing else in flight: nothing to gather it with
+                self._flush()
+            else:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
         return fut
 
     def close(self) -> None:
@@ -325,17 +357,28 @@ class AsyncClient(calls.ClientOptions):
 
     # ------------------------------------------------------------------ running calls
     async def _run(self, call: calls.Call[T]) -> T:
-        loop = asyncio.get_running_loop()
+        proto = self._proto
+        loop = proto.loop if proto is not None else asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s + call.wait_s
         attempt = 0
         while True:
-            proto: _Protocol | None = None
+            proto = self._proto
             started = loop.time()
             try:
-                async with asyncio.timeout_at(deadline):
-                    proto = await self._connection()
-                    return call.convert(await proto.request(call.request))
-            except TimeoutError:
+                # The hot path (module docstring): open, a slot free, written at once.
+                fut = None if proto is None else proto.request_nowait(call.request, call.checked)
+                if fut is None:
+                    proto = None  # until connected
+                    async with asyncio.timeout_at(deadline):
+                        proto = await self._connection()
+                        fut = await proto.request_future(call.request, call.checked)
+                timer = loop.call_at(deadline, _expire, fut)
+                try:
+                    resp = await fut
+                finally:
+                    timer.cancel()
+                return call.convert(resp)
+            except (TimeoutError, _Deadline):
                 if proto is not None and proto.last_rx < started:
                     # Nothing came back while we waited: the connection looks dead.
                     log.warning(
@@ -441,19 +484,22 @@ class AsyncClient(calls.ClientOptions):
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages; a result or an error per entry, in order. Batches above
         the protocol's entry or frame limit are split and the parts sent pipelined."""
-        wire = [calls.wire_entry(e) for e in entries]
-        if not wire:
+        wire = calls.wire_batch(entries)
+        if not wire.entries:
             return await self._run(calls.send_batch(queue, []))
         await self._connection_quietly()
-        parts = calls.split_batch(wire, self.peer_max_frame_bytes)
+        parts = calls.send_batch_calls(queue, wire, self.peer_max_frame_bytes)
         if len(parts) == 1:
-            return await self._run(calls.send_batch(queue, parts[0]))
-        done = await asyncio.gather(*(self._run(calls.send_batch(queue, p)) for p in parts))
+            return await self._run(parts[0])
+        done = await asyncio.gather(*(self._run(p) for p in parts))
         return [r for part in done for r in part]
 
     async def _connection_quietly(self) -> None:
         """Connect if possible, to learn the server's frame limit; errors are left for
         the call to meet (and retry)."""
+        proto = self._proto
+        if proto is not None and proto.usable:
+            return
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 await self._connection()
@@ -485,6 +531,8 @@ class AsyncClient(calls.ClientOptions):
         self, queue: str, receipt_handles: Sequence[str]
     ) -> list[errors.ConveyorError | None]:
         parts = calls.chunks(receipt_handles)
+        if len(parts) == 1:
+            return await self._run(calls.delete_batch(queue, parts[0]))
         done = await asyncio.gather(*(self._run(calls.delete_batch(queue, p)) for p in parts))
         return [r for part in done for r in part]
 
@@ -495,6 +543,8 @@ class AsyncClient(calls.ClientOptions):
         self, queue: str, entries: Sequence[tuple[str, int]]
     ) -> list[errors.ConveyorError | None]:
         parts = calls.chunks(entries)
+        if len(parts) == 1:
+            return await self._run(calls.change_visibility_batch(queue, parts[0]))
         done = await asyncio.gather(
             *(self._run(calls.change_visibility_batch(queue, p)) for p in parts)
         )

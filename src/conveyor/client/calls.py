@@ -4,6 +4,21 @@ Both clients are thin I/O shells around these builders: a method builds a :class
 (the request frame, whether repeating it is safe, how much a long poll adds to its
 deadline, how to turn the response into the value the embedded broker would return),
 runs it on a connection, and converts. Nothing here does I/O.
+
+Checked requests
+================
+
+msgspec does not check types when it encodes, so the client's codec decodes every frame
+it sends the way the server will (``check_sends``, :mod:`conveyor.protocol.native`) and
+refuses what the server would reject, before anything is written. That decode costs
+about as much as the encode. The builders of the hot calls (send, send_batch, receive,
+delete, delete_batch, change_visibility, ping) instead prove the request well-typed with
+plain type tests of the values the caller gave (``type(x) is str``, an ``int`` that is
+not a ``bool``, ...) and mark the :class:`Call` ``checked``; the codec then skips its
+decode. The tests are conservative: a value they do not recognise (a ``str`` subclass,
+a ``bytearray`` attribute value) only leaves the call unchecked, so the codec's decode
+decides as before. What the server accepts is therefore unchanged, and so is every byte
+sent. ``tests/client/test_client_calls.py`` holds each predicate to the decoder.
 """
 
 from __future__ import annotations
@@ -68,6 +83,7 @@ class Call(Generic[T]):
     convert: Callable[[n.Response], T]
     safety: Safety = Safety.IDEMPOTENT
     wait_s: float = 0.0  # a long poll's wait, added to the request timeout
+    checked: bool = False  # the builder proved the request well-typed (module docstring)
 
 
 def _expect(cls: type[R]) -> Callable[[n.Response], R]:
@@ -77,6 +93,56 @@ def _expect(cls: type[R]) -> Callable[[n.Response], R]:
         return resp
 
     return check
+
+
+_expect_send = _expect(n.SendResponse)
+_expect_send_batch = _expect(n.SendBatchResponse)
+_expect_receive = _expect(n.ReceiveResponse)
+_expect_peek = _expect(n.PeekResponse)
+
+
+# --- checked requests (module docstring): True only where the decoder surely accepts --
+def _opt_str(v: object) -> bool:
+    return v is None or type(v) is str
+
+
+def _opt_int(v: object) -> bool:
+    return v is None or type(v) is int  # not a bool: the decoder refuses those for int
+
+
+_STR_ONLY: frozenset[type] = frozenset({str})
+
+
+def _strs(items: Sequence[object]) -> bool:
+    """Every item is a ``str`` (an empty sequence too)."""
+    return not items or set(map(type, items)) == _STR_ONLY
+
+
+def _str_map(d: Mapping[Any, object]) -> bool:
+    return all(type(k) is str and type(v) is str for k, v in d.items())
+
+
+def _attrs_checked(attrs: Mapping[Any, n.MessageAttribute]) -> bool:
+    return all(
+        type(k) is str
+        and type(a.data_type) is str
+        and _opt_str(a.string_value)
+        and (a.binary_value is None or type(a.binary_value) is bytes)
+        for k, a in attrs.items()
+    )
+
+
+def entry_checked(e: n.SendEntry) -> bool:
+    """Whether the server surely accepts the types of ``e``, as :func:`wire_entry`
+    built it (its body is ``bytes`` already)."""
+    return (
+        type(e.body) is bytes
+        and _opt_int(e.delay_s)
+        and _opt_str(e.group_id)
+        and _opt_str(e.dedup_id)
+        and (not e.attributes or _attrs_checked(e.attributes))
+        and (not e.system or _str_map(e.system))
+    )
 
 
 def _none(resp: n.Response) -> None:
@@ -107,27 +173,27 @@ def _body(body: bytes | str) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-def message(queue: str, m: n.Message) -> Message:
-    return Message(
-        queue=queue,
-        message_id=m.message_id,
-        body=m.body,
-        receipt_handle=m.receipt_handle,
-        attributes=_attributes(m.attributes) if m.attributes else {},
-        system=dict(m.system),
-        sent_ms=m.sent_ms,
-        receive_count=m.receive_count,
-        first_receive_ms=m.first_receive_ms,
-        group_id=m.group_id,
-        dedup_id=m.dedup_id,
-        sequence_number=m.sequence_number,
-    )
-
-
-def send_result(r: n.SendResult | n.SendResponse) -> SendResult:
-    return SendResult(
-        message_id=r.message_id, sequence_number=r.sequence_number, duplicate=r.duplicate
-    )
+def messages(queue: str, wire: list[n.Message]) -> list[Message]:
+    """The received (or peeked) messages as the broker returns them. The decoded
+    messages are taken over: their ``system`` dicts are not copied (each decoded message
+    has its own)."""
+    return [
+        Message(
+            queue=queue,
+            message_id=m.message_id,
+            body=m.body,
+            receipt_handle=m.receipt_handle,
+            attributes=_attributes(m.attributes) if m.attributes else {},
+            system=m.system,
+            sent_ms=m.sent_ms,
+            receive_count=m.receive_count,
+            first_receive_ms=m.first_receive_ms,
+            group_id=m.group_id,
+            dedup_id=m.dedup_id,
+            sequence_number=m.sequence_number,
+        )
+        for m in wire
+    ]
 
 
 def wire_entry(e: SendEntry) -> n.SendEntry:
@@ -157,13 +223,23 @@ def split_batch(entries: Sequence[n.SendEntry], frame_bytes: int) -> list[list[n
     """Split a batch into chunks of at most ``native_batch_entries_max`` entries that fit
     a frame of ``frame_bytes`` (a single entry too big for a frame is left alone: the
     codec refuses it with FrameTooLarge)."""
+    return _split(list(entries), [entry_bytes(e) for e in entries], frame_bytes)
+
+
+def _split(
+    entries: list[n.SendEntry], sizes: list[int], frame_bytes: int
+) -> list[list[n.SendEntry]]:
+    """:func:`split_batch` with each entry's :func:`entry_bytes` given."""
+    assert len(entries) == len(sizes)
     budget = frame_bytes - frame_envelope_bytes
+    cap = limits.native_batch_entries_max
+    if len(entries) <= cap and sum(sizes) <= budget:  # the usual batch: one frame
+        return [entries] if entries else []
     out: list[list[n.SendEntry]] = []
     chunk: list[n.SendEntry] = []
     used = 0
-    for e in entries:
-        size = entry_bytes(e)
-        if chunk and (len(chunk) >= limits.native_batch_entries_max or used + size > budget):
+    for e, size in zip(entries, sizes, strict=True):
+        if chunk and (len(chunk) >= cap or used + size > budget):
             out.append(chunk)
             chunk, used = [], 0
         chunk.append(e)
@@ -171,6 +247,44 @@ def split_batch(entries: Sequence[n.SendEntry], frame_bytes: int) -> list[list[n
     if chunk:
         out.append(chunk)
     return out
+
+
+@dataclasses.dataclass(slots=True)
+class WireBatch:
+    """A ``send_batch``'s entries as sent (:func:`wire_batch`)."""
+
+    entries: list[n.SendEntry]
+    sizes: list[int]  # each entry's entry_bytes
+    checked: bool  # every entry's types proved (module docstring)
+
+
+def wire_batch(entries: Sequence[SendEntry]) -> WireBatch:
+    """:func:`wire_entry` and :func:`entry_bytes` of every entry, in one pass. An entry
+    with only a body (the usual case) takes a short cut to the same wire entry."""
+    wire: list[n.SendEntry] = []
+    sizes: list[int] = []
+    checked = True
+    _Entry, overhead = n.SendEntry, entry_overhead_bytes
+    add, add_size = wire.append, sizes.append
+    for e in entries:
+        if (
+            not e.attributes
+            and e.delay_s is None
+            and e.group_id is None
+            and e.dedup_id is None
+            and not e.system
+        ):
+            body = e.body
+            if type(body) is not bytes:
+                body = _body(body)
+            add(_Entry(body=body))  # == wire_entry(e), proved well-typed
+            add_size(len(body) + overhead)  # == entry_bytes of it
+        else:
+            w = wire_entry(e)
+            add(w)
+            add_size(entry_bytes(w))
+            checked = checked and entry_checked(w)
+    return WireBatch(wire, sizes, checked)
 
 
 def chunks(items: Sequence[T], size: int = limits.native_batch_entries_max) -> list[list[T]]:
@@ -196,12 +310,21 @@ def without_stats(info: QueueInfo) -> QueueInfo:
 
 def _batch_errors(resp: n.Response) -> list[errors.ConveyorError | None]:
     results: list[n.ErrorInfo | None] = resp.results  # type: ignore[attr-defined]
+    if not any(results):  # every entry succeeded
+        return [None] * len(results)
     return [None if r is None else r.to_exception() for r in results]
 
 
 def _send_results(resp: n.Response) -> list[SendResult | errors.ConveyorError]:
-    r = _expect(n.SendBatchResponse)(resp)
-    return [x.to_exception() if isinstance(x, n.ErrorInfo) else send_result(x) for x in r.results]
+    r = _expect_send_batch(resp)
+    return [
+        x.to_exception()
+        if isinstance(x, n.ErrorInfo)
+        else SendResult(
+            message_id=x.message_id, sequence_number=x.sequence_number, duplicate=x.duplicate
+        )
+        for x in r.results
+    ]
 
 
 def send_safety(queue: str, entries: Sequence[n.SendEntry]) -> Safety:
@@ -214,7 +337,7 @@ def send_safety(queue: str, entries: Sequence[n.SendEntry]) -> Safety:
 
 # --- calls ----------------------------------------------------------------------------
 def ping() -> Call[None]:
-    return Call(n.PingRequest(id=0), _none)
+    return Call(n.PingRequest(id=0), _none, checked=True)
 
 
 def cluster_status() -> Call[dict[str, Any]]:
@@ -269,25 +392,55 @@ def send(
     dedup_id: str | None,
     system: Mapping[str, str] | None,
 ) -> Call[SendResult]:
+    wire_attrs = wire_attributes(attributes)
+    wire_system = dict(system) if system else {}
     req = n.SendRequest(
         id=0,
         queue=queue,
         body=_body(body),
-        attributes=wire_attributes(attributes),
+        attributes=wire_attrs,
         delay_s=delay_s,
         group_id=group_id,
         dedup_id=dedup_id,
-        system=dict(system) if system else {},
+        system=wire_system,
     )
     safety = Safety.IDEMPOTENT if queue.endswith(".fifo") and dedup_id else Safety.UNSAFE
-    return Call(req, lambda r: send_result(_expect(n.SendResponse)(r)), safety)
+    checked = (
+        type(queue) is str
+        and _opt_int(delay_s)
+        and _opt_str(group_id)
+        and _opt_str(dedup_id)
+        and (not wire_attrs or _attrs_checked(wire_attrs))
+        and (not wire_system or _str_map(wire_system))
+    )
+    return Call(req, _send_result, safety, checked=checked)
+
+
+def _send_result(resp: n.Response) -> SendResult:
+    r = _expect_send(resp)
+    return SendResult(
+        message_id=r.message_id, sequence_number=r.sequence_number, duplicate=r.duplicate
+    )
 
 
 def send_batch(
-    queue: str, entries: list[n.SendEntry]
+    queue: str, entries: list[n.SendEntry], *, checked: bool = False
 ) -> Call[list[SendResult | errors.ConveyorError]]:
+    """One ``send_batch`` request of ``entries`` (at most a frame's worth). ``checked``:
+    the caller proved every entry well-typed (:func:`entry_checked`)."""
     req = n.SendBatchRequest(id=0, queue=queue, entries=entries)
-    return Call(req, _send_results, send_safety(queue, entries))
+    checked = checked and type(queue) is str and len(entries) <= limits.native_batch_entries_max
+    return Call(req, _send_results, send_safety(queue, entries), checked=checked)
+
+
+def send_batch_calls(
+    queue: str, batch: WireBatch, frame_bytes: int
+) -> list[Call[list[SendResult | errors.ConveyorError]]]:
+    """The requests of a ``send_batch`` (of at least one entry): its entries split into
+    parts that fit ``native_batch_entries_max`` and a frame of ``frame_bytes``."""
+    assert batch.entries
+    parts = _split(batch.entries, batch.sizes, frame_bytes)
+    return [send_batch(queue, part, checked=batch.checked) for part in parts]
 
 
 def receive(
@@ -306,33 +459,50 @@ def receive(
         attempt_id=attempt_id,
     )
     wait = unknown_wait_s if wait_s is None else max(0.0, float(wait_s))
+    checked = (
+        type(queue) is str
+        and type(max_messages) is int
+        and 1 <= max_messages <= limits.native_receive_messages_max
+        and _opt_int(visibility_timeout_s)
+        and (wait_s is None or type(wait_s) is float or type(wait_s) is int)
+        and _opt_str(attempt_id)
+    )
     return Call(
         req,
-        lambda r: [message(queue, m) for m in _expect(n.ReceiveResponse)(r).messages],
+        lambda r: messages(queue, _expect_receive(r).messages),
         Safety.IDEMPOTENT,
         wait,
+        checked,
     )
 
 
 def peek(queue: str, max_messages: int) -> Call[list[Message]]:
     req = n.PeekRequest(id=0, queue=queue, max_messages=max_messages)
-    return Call(req, lambda r: [message(queue, m) for m in _expect(n.PeekResponse)(r).messages])
+    return Call(req, lambda r: messages(queue, _expect_peek(r).messages))
 
 
 def delete(queue: str, receipt_handle: str) -> Call[None]:
-    return Call(n.DeleteRequest(id=0, queue=queue, receipt_handle=receipt_handle), _none)
+    req = n.DeleteRequest(id=0, queue=queue, receipt_handle=receipt_handle)
+    return Call(req, _none, checked=type(queue) is str and type(receipt_handle) is str)
 
 
 def delete_batch(queue: str, handles: list[str]) -> Call[list[errors.ConveyorError | None]]:
     req = n.DeleteBatchRequest(id=0, queue=queue, receipt_handles=handles)
-    return Call(req, _batch_errors)
+    checked = (
+        type(queue) is str
+        and type(handles) is list
+        and len(handles) <= limits.native_batch_entries_max
+        and _strs(handles)
+    )
+    return Call(req, _batch_errors, checked=checked)
 
 
 def change_visibility(queue: str, receipt_handle: str, timeout_s: int) -> Call[None]:
     req = n.ChangeVisibilityRequest(
         id=0, queue=queue, receipt_handle=receipt_handle, timeout_s=timeout_s
     )
-    return Call(req, _none)
+    checked = type(queue) is str and type(receipt_handle) is str and type(timeout_s) is int
+    return Call(req, _none, checked=checked)
 
 
 def change_visibility_batch(
