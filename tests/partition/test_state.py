@@ -299,8 +299,9 @@ def test_epoch_start_takes_an_offset_and_changes_nothing() -> None:
 @pytest.mark.parametrize("fifo", [False, True])
 def test_apply_batch_agrees_with_apply_one_by_one(fifo: bool) -> None:
     """What a commit applies in one call reaches the state replay reaches one record at
-    a time: batches of sends (some delayed, some duplicates), with deliveries, acks,
-    expired leases and dedup windows passing between them."""
+    a time: batches of sends (some delayed, some duplicates, some across chunks, some
+    after the oldest were dropped), with deliveries, acks, expired leases and dedup
+    windows passing between them."""
     import random
 
     rng = random.Random(11)
@@ -312,19 +313,22 @@ def test_apply_batch_agrees_with_apply_one_by_one(fifo: bool) -> None:
         now += rng.choice([1, 50, 40_000, 400_000])
         if rng.random() < 0.6:
             entries = []
-            for _ in range(rng.randint(1, 12)):
+            # now and then a batch long enough to cross a chunk boundary
+            for _ in range(rng.randint(1, 12) if rng.random() < 0.85 else rng.randint(500, 3000)):
                 n += 1
                 entries.append(
                     R.Append(
                         message_id=f"m{n}",
-                        body_bytes=3,
+                        body_bytes=rng.randint(1, 5000),
                         body=b"abc",
                         delay_until_ms=now + 500 if rng.random() < 0.2 else 0,
                         group_id=f"g{rng.randint(0, 3)}" if fifo else None,
                         dedup_id=str(rng.randint(0, 40)) if fifo else None,
                     )
                 )
-            _, recs = one.decide_send(entries, now, max_depth_messages=200, overflow="drop_oldest")
+            _, recs = one.decide_send(
+                entries, now, max_depth_messages=5_000, overflow="drop_oldest"
+            )
         elif rng.random() < 0.5:
             recs = list(
                 one.decide_receive(rng.randint(1, 8), rng.choice([10, 60_000]), now).records
@@ -344,7 +348,7 @@ def test_apply_batch_agrees_with_apply_one_by_one(fifo: bool) -> None:
         one.invariants()
         batched.invariants()
         assert batched.digest() == one.digest()
-    assert n > 100
+    assert n > 2 * CHUNK_SLOTS  # runs crossed chunk boundaries
 
 
 def test_a_capture_spans_chunks_and_is_a_copy() -> None:

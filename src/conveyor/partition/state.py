@@ -65,6 +65,7 @@ INFLIGHT: Final = 2
 DELAYED: Final = 3
 MOVING: Final = 4
 _LIVE_RUN: Final = re.compile(rb"[^\x00]+")  # a run of live slots in a chunk's status
+_READY_RUN: Final = bytes([READY]) * CHUNK_SLOTS
 
 # the columns of a chunk, as a snapshot stores them: name and array type code
 _COLUMNS: Final = (
@@ -324,14 +325,37 @@ class PartitionState:
         apply = self.apply
         apply(first, ts_ms, records[0])
         offset = first
+        plain = not self.fifo  # a run of plain appends is applied a slice at a time
+        run_start, sizes = 0, array("i")
         for rec in records[1:]:
             offset += 1
             if type(rec) is R.Append or type(rec) is R.AppendMeta:
                 assert offset == self.next_offset, (offset, self.next_offset)
                 self.next_offset = offset + 1
+                if (
+                    plain
+                    and rec.delay_until_ms <= ts_ms
+                    and rec.dedup_id is None
+                    and rec.origin is None
+                    and not rec.sent_ms
+                    and not rec.receive_count
+                    and not rec.first_receive_ms
+                ):
+                    if not sizes:
+                        run_start = offset
+                    sizes.append(rec.body_bytes)
+                    continue
+                if sizes:
+                    self._apply_plain_appends(run_start, ts_ms, sizes)
+                    sizes = array("i")
                 self._apply_append(offset, ts_ms, rec)
             else:
+                if sizes:
+                    self._apply_plain_appends(run_start, ts_ms, sizes)
+                    sizes = array("i")
                 apply(offset, ts_ms, rec)
+        if sizes:
+            self._apply_plain_appends(run_start, ts_ms, sizes)
         # at ts_ms nothing an append added is due, and every append is newer than any
         # window: what apply() would do after each append is all done here
         if offset != first:
@@ -344,6 +368,33 @@ class PartitionState:
         if chunk is None:
             chunk = self._chunks[key] = _Chunk()
         return chunk
+
+    def _apply_plain_appends(self, first: int, ts: int, sizes: array[int]) -> None:
+        """What :meth:`_apply_append` does for appends at ``first``, ``first + 1``, ... of
+        a standard queue that are visible at once, were sent at ``ts`` and never
+        received before: their columns are set a slice at a time."""
+        done = 0
+        while done < len(sizes):
+            offset = first + done
+            chunk = self._chunk_for_append(offset)
+            a = offset & _CHUNK_MASK
+            k = min(len(sizes) - done, CHUNK_SLOTS - a)
+            b = a + k
+            part = sizes[done : done + k]
+            stamps = array("q", (ts,)) * k
+            zeros = array("q", bytes(8 * k))
+            chunk.sent_at[a:b] = stamps
+            chunk.visible_at[a:b] = stamps
+            chunk.size[a:b] = part
+            chunk.rc[a:b] = array("i", bytes(4 * k))
+            chunk.first_rc[a:b] = zeros
+            chunk.lease_start[a:b] = zeros
+            chunk.status[a:b] = _READY_RUN[:k]
+            chunk.live += k
+            total = sum(part)
+            self.n_live += k
+            self.bytes_live += total
+            done += k
 
     def _apply_append(self, offset: int, ts: int, rec: R.AppendMeta | R.Append) -> None:
         chunk = self._chunk_for_append(offset)
