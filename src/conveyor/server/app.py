@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -270,6 +271,13 @@ async def serve(settings: Settings) -> int:
         if node.broker is not None:
             await node.broker.close()
         return 1
+    # What is loaded by now (modules, settings, the recovered queues) lives as long as the
+    # process: keep it out of the cyclic collector's scans, so that a full collection
+    # costs in proportion to what requests left since, not to the whole heap (a full
+    # collection of the unfrozen heap took tens of ms, a pause every request then in
+    # flight waited out).
+    gc.collect()
+    gc.freeze()
     await stop.wait()
     await node.stop()
     return 0
