@@ -24,6 +24,10 @@ def test_inspect_a_data_directory(tmp_path: Path) -> None:
         live = run_cli("storage", "inspect", str(data), "--queue", "orders")
         assert live.code == 0, live
         assert "order-0" in live.out
+        # the active segment holds zeros written ahead of its appends (fsync=always)
+        assert "PREALLOCATED at" in live.out and "GARBAGE" not in live.out
+        live_json = run_cli("--json", "storage", "inspect", str(data), "--queue", "orders")
+        assert any(x["kind"] == "preallocated" for x in live_json.json_lines())
         assert server.terminate() == 0
 
     r = run_cli("storage", "inspect", str(data))  # no server: offline

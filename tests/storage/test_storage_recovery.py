@@ -117,13 +117,38 @@ def test_flipped_byte_in_tail(tmp_path: Path, seed: int, seed_option: int | None
     check_recovered(tmp_path, recs, pos)
 
 
-@pytest.mark.parametrize("tail", [b"\x00" * 4096, b"\xff" * 7, b"garbage that is not a frame"])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"\xff" * 7,
+        b"garbage that is not a frame",
+        b"\x00" * 4096 + b"\x01",  # zeros, then data: a torn write, not preallocation
+        b"\x00" * 3 + b"\x01",
+    ],
+)
 def test_garbage_after_the_tail(tmp_path: Path, tail: bytes) -> None:
     recs = build(tmp_path, random.Random(1), 30)
     seg = last_segment(tmp_path)
     size = seg.stat().st_size
     seg.write_bytes(seg.read_bytes() + tail)
     check_recovered(tmp_path, recs, size)
+
+
+@pytest.mark.parametrize("zeros", [1, 3, 4, 4096, (4 << 20) + 5])
+def test_zeros_after_the_tail_are_its_end(tmp_path: Path, zeros: int) -> None:
+    """Zeros after the last frame are what preallocation leaves after a crash: cut off,
+    but no problem and no truncated bytes."""
+    recs = build(tmp_path, random.Random(1), 30)
+    seg = last_segment(tmp_path)
+    size = seg.stat().st_size
+    seg.write_bytes(seg.read_bytes() + bytes(zeros))
+    log = reopen(tmp_path)
+    try:
+        assert list(log.scan()) == recs
+        assert seg.stat().st_size == size
+        assert log.recovery.problem is None and log.recovery.truncated_bytes == 0
+    finally:
+        log.close()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,9 @@ being written).
 People get :mod:`conveyor.storage.inspect`'s lines. ``--json`` prints one JSON line per
 record of every segment (``{"kind": "record", "file", "queue", "partition", "offset",
 "type", "type_name", "ts_ms", "bytes", "crc_ok", "position", "describe"}``) and one per
-other fact (``{"kind": "segment" | "problem" | "file", ..., "text"}``).
+other fact (``{"kind": "segment" | "problem" | "file", ..., "text"}``; ``"preallocated"``
+with ``position`` and ``bytes`` for the zeros an active segment holds ahead of its
+appends).
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ def segment_records(path: Path) -> Iterator[dict[str, Any]]:
                 view = fmt.peek_frame(pread_exact(fd, fmt.FRAME_HEADER_BYTES, pos), 0)
             except fmt.TornFrame:
                 yield {"kind": "problem", "position": pos, "text": "torn frame header"}
+                return
+            if view.length == 0 and inspect.zeros_to_end(fd, pos, size):
+                yield {"kind": "preallocated", "position": pos, "bytes": size - pos}
                 return
             if not fmt.FRAME_LENGTH_MIN <= view.length <= fmt.FRAME_LENGTH_MAX:
                 yield {"kind": "problem", "position": pos, "text": f"frame length {view.length}"}

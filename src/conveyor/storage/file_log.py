@@ -14,7 +14,10 @@ A sync *round* notes ``target = next_offset``, duplicates the active segment's f
 releases the lock, fsyncs, re-takes the lock and marks every offset below ``target``
 synced. Only one round runs at a time per log. Records appended during a round are
 covered by the next one, which therefore covers everything appended meanwhile: with N
-threads waiting, a round costs one fsync, not N.
+threads waiting, a round costs one fsync, not N. A round's sync is an *fdatasync*
+(``fdatasync_fn``) when the file's length has not changed since the last fsync that
+completed (see Preallocation), else a full fsync (``fsync_fn``). A log given only an
+``fsync_fn`` uses it for both, so that a test's seam sees every sync.
 
 Who runs a round: a thread in ``wait_durable`` runs it itself when none is running (it
 becomes the leader; the others sleep on a condition and are woken when it ends, and one
@@ -28,10 +31,30 @@ a round on the committer ``fsync_interval_ms`` after the first write that is not
 synced.
 
 The one fsync made under ``_lock`` is at a segment roll (once per
-``segment_bytes_max``): the full segment is fsynced before the next one is created, so
-a torn tail after a crash can only be in the last segment. An fsync that fails makes the
-log *failed* (:class:`~conveyor.storage.errors.LogFailed`): the kernel may have dropped
-the unsynced pages, so no later fsync can vouch for them.
+``segment_bytes_max``): the full segment is trimmed (below) and fsynced before the next
+one is created, so a torn tail after a crash can only be in the last segment. An fsync
+that fails makes the log *failed* (:class:`~conveyor.storage.errors.LogFailed`): the
+kernel may have dropped the unsynced pages, so no later fsync can vouch for them.
+
+Preallocation
+-------------
+With ``fsync="always"`` a sync per append is the cost that counts, and an fsync that
+grows the file journals the new size and extents each time. So when an append reaches
+the end of the active segment's file, zeros are written after it, up to
+``bounds.segment_preallocate_bytes`` ahead (never past ``segment_bytes_max``, where the
+segment rolls). The next round fsyncs the new length once; the rounds after it write
+inside the file and fdatasync. The zeros are real blocks, not ``posix_fallocate``: ext4
+journals the first write into each fallocated block, which costs what growing the file
+does (measurements in :mod:`~conveyor.storage.bounds`). A segment is trimmed to its last
+frame before it is sealed (then fsynced, then its index written) and when the log is
+closed, so sealed segments and a closed log hold no zeros.
+
+Zeros cost a disk write of their own, which pays only when rounds are small. Once per
+``segment_preallocate_bytes`` appended, the log looks at how many rounds synced them and
+preallocates from then on only if they averaged at most
+``bounds.preallocate_round_bytes_max`` (it starts out preallocating). The other policies
+sync rarely and never preallocate. If the zeros cannot be written (a full disk) the
+segment goes on without.
 
 Recovery (on open)
 ------------------
@@ -44,8 +67,11 @@ Recovery (on open)
 3. Sealed segments load their index; an index that is missing, damaged or does not match
    the segment (CRC, base, generation, file size) is rebuilt by a scan and rewritten.
 4. The last segment is scanned and every frame verified; the file is cut at the first
-   torn or corrupt frame, keeping everything before it. It becomes the active segment
-   (if it is a compacted one, a new active segment starts at its end).
+   torn or corrupt frame, keeping everything before it. Zeros where a frame would start,
+   and only zeros to the end of the file, are preallocated space a crash left: they are
+   cut too, but are no problem and not counted in ``truncated_bytes`` (zeros followed by
+   other bytes are a torn write). It becomes the active segment (if it is a compacted
+   one, a new active segment starts at its end).
 5. The active segment and the directory are fsynced; everything found is durable.
 """
 
@@ -77,6 +103,7 @@ from conveyor.storage.errors import (
 from conveyor.storage.fsutil import (
     TMP_SUFFIX,
     FsyncFn,
+    fdatasync,
     fsync_dir,
     pread_exact,
     pwrite_all,
@@ -115,7 +142,8 @@ class RecoveryInfo(NamedTuple):
     """What opening the log found and repaired."""
 
     clean_shutdown: bool  # the log was closed (everything fsynced) before this open
-    truncated_bytes: int  # cut from the tail of the active segment
+    truncated_bytes: int  # cut from the tail of the active segment because of `problem`
+    # (preallocated zeros cut after a crash are not counted: they held no data)
     problem: str | None  # why the tail was cut
     indexes_rebuilt: int
     removed: tuple[str, ...]  # temp files, replaced generations, stale indexes
@@ -150,6 +178,7 @@ class FileLog:
         fsync_interval_ms: int = limits.fsync_interval_ms_default,
         committer: Committer | None = None,
         fsync_fn: FsyncFn = os.fsync,
+        fdatasync_fn: FsyncFn | None = None,
         probe: Probe | None = None,
     ) -> None:
         if not bounds.fsync_interval_ms_min <= fsync_interval_ms <= bounds.fsync_interval_ms_max:
@@ -163,6 +192,16 @@ class FileLog:
         self._interval_s = fsync_interval_ms / 1000
         self._committer = committer
         self._fsync_fn = fsync_fn
+        # the sync of a round that changed no file length; None: os.fdatasync with the
+        # default fsync_fn, else fsync_fn itself (a test's seam then sees every sync)
+        if fdatasync_fn is None:
+            fdatasync_fn = fdatasync if fsync_fn is os.fsync else fsync_fn
+        self._fdatasync_fn = fdatasync_fn
+        self._may_preallocate = self.policy == "always"
+        self._preallocate = self._may_preallocate  # and the recent rounds were small
+        self._rounds = 0  # sync rounds completed since open
+        self._window_bytes = 0  # _appended_bytes and _rounds when the preallocation
+        self._window_rounds = 0  # decision was last made
         self._probe = probe
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -232,6 +271,10 @@ class FileLog:
                 assert not active.sealed and not active.compacted
                 assert active.end_offset == self._next_offset
                 assert self._closed or active.fd is not None
+                assert active.file_bytes == active.size_bytes or (
+                    self.policy == "always" and active.file_bytes <= self.segment_bytes_max
+                ), (active.file_bytes, active.size_bytes)
+                assert active.resizes_synced <= active.resizes
             assert self._synced <= self._next_offset
             assert len(self._lru) <= bounds.sealed_fds_open_max
             assert self._callback_waiters == sum(
@@ -254,6 +297,14 @@ class FileLog:
             assert len(data) == batch_bytes
             before = active.size_bytes
             try:
+                end = before + batch_bytes
+                if (
+                    self._may_preallocate
+                    and end >= active.file_bytes
+                    and active.preallocating
+                    and self._worth_locked()
+                ):
+                    self._preallocate_locked(active, end)
                 active.append(data, sizes)
             except OSError as exc:
                 self._undo_write_locked(active, before, exc)
@@ -265,6 +316,28 @@ class FileLog:
                 self._get_committer().schedule(self, self._interval_s)
             return first
 
+    def _worth_locked(self) -> bool:
+        """Whether to preallocate (see Preallocation in the module docstring): decided
+        again once ``bounds.segment_preallocate_bytes`` were appended since last time."""
+        window = self._appended_bytes - self._window_bytes
+        if window >= bounds.segment_preallocate_bytes:
+            rounds = self._rounds - self._window_rounds
+            self._preallocate = rounds * bounds.preallocate_round_bytes_max >= window
+            self._window_bytes, self._window_rounds = self._appended_bytes, self._rounds
+        return self._preallocate
+
+    def _preallocate_locked(self, active: Segment, end: int) -> None:
+        """Zeros after a write up to ``end`` that reaches the file's end (see
+        Preallocation in the module docstring). Raises OSError only if the file could not
+        be put back as it was."""
+        file_bytes = min(end + bounds.segment_preallocate_bytes, self.segment_bytes_max)
+        if file_bytes <= end:  # full: the segment rolls before it grows further
+            return
+        exc = active.preallocate(end, file_bytes)
+        if exc is not None:
+            active.preallocating = False
+            log.warning("%s: cannot write zeros ahead of the appends: %s", active.path, exc)
+
     def _undo_write_locked(self, active: Segment, before: int, exc: OSError) -> None:
         try:
             active.cut_bytes(before)
@@ -274,13 +347,16 @@ class FileLog:
     def _roll_locked(self) -> Segment:
         """Seal the active segment and start a new one after it.
 
-        The full segment is fsynced first (under the lock, once per segment), so that a
-        torn tail can only ever be in the last segment."""
+        The full segment is trimmed to its last frame and fsynced first (under the lock,
+        once per segment), so that a torn tail can only ever be in the last segment and a
+        sealed file holds frames only."""
         old = self._segments[-1]
         try:
+            old.trim()
             self._fsync_fn(old.require_fd())
         except OSError as exc:
             raise self._fail_locked(exc) from exc
+        old.resizes_synced = old.resizes
         self._synced = max(self._synced, old.end_offset)
         try:
             new = self._create_active_locked(old.end_offset)
@@ -408,8 +484,9 @@ class FileLog:
         assert not self._syncing and not self._closed
         if self._failed is not None:
             return self._fail_waiters_locked(self._failed, lambda w: True)
+        seg = self._segments[-1]
         try:  # a duplicate, so that a truncate or close cannot close it under the fsync
-            fd = os.dup(self._segments[-1].require_fd())
+            fd = os.dup(seg.require_fd())
         except OSError as exc:
             return self._fail_waiters_locked(
                 StorageError(f"{self.path}: {exc}"), lambda w: w.callback is None
@@ -418,10 +495,14 @@ class FileLog:
         target = self._next_offset
         self._round_bytes = self._appended_bytes
         epoch = self._epoch
+        # everything below target lies inside the file's length as the last fsync left it
+        # unless the length changed since: then this round's sync must be a full fsync
+        resizes = seg.resizes
+        sync_fn = self._fdatasync_fn if seg.length_synced else self._fsync_fn
         error: OSError | None = None
         self._lock.release()
         try:
-            self._fsync_fn(fd)
+            sync_fn(fd)
         except OSError as exc:
             error = exc
         finally:
@@ -431,6 +512,8 @@ class FileLog:
             self._cond.notify_all()
         if error is not None:
             return self._fail_waiters_locked(self._fail_locked(error), lambda w: True)
+        seg.resizes_synced = max(seg.resizes_synced, resizes)
+        self._rounds += 1
         if epoch == self._epoch and target > self._synced:
             self._synced = target
         fired = self._release_waiters_locked()
@@ -759,6 +842,7 @@ class FileLog:
                 unlink_if_exists(seg.index_path)
                 seg.sealed = False
                 self._fsync_fn(seg.require_fd())
+                seg.resizes_synced = seg.resizes
                 active = seg
             else:
                 fd = os.dup(self._open_locked(seg))
@@ -815,7 +899,9 @@ class FileLog:
                     self._cond.wait()
                 if self._failed is None:
                     try:
-                        self._fsync_fn(self._segments[-1].require_fd())
+                        active = self._segments[-1]
+                        active.trim()
+                        self._fsync_fn(active.require_fd())
                         (self.path / CLEAN_MARKER).write_bytes(b"")
                         fsync_dir(self.path, self._fsync_fn)
                         self._synced = self._next_offset
@@ -933,11 +1019,14 @@ class FileLog:
         for n, (p, header) in enumerate(chosen):
             last = n == len(chosen) - 1
             if last and not header.compacted:
-                seg, scan, truncated = Segment.recover_active(p, header)
+                seg, scan, cut = Segment.recover_active(p, header)
                 problem = scan.problem
                 if problem is not None:
+                    truncated = cut
                     self._fsync_fn(seg.require_fd())
                     log.warning("%s: cut %d bytes at the tail: %s", p, truncated, problem)
+                elif cut:
+                    log.info("%s: cut %d bytes of preallocated zeros at the tail", p, cut)
             else:
                 seg, found, was_rebuilt = Segment.load_sealed(p, header)
                 if was_rebuilt:

@@ -15,7 +15,10 @@ A log is a directory::
 
 Segment file
 ------------
-A 40-byte header, then record frames back to back, nothing between them::
+A 40-byte header, then record frames back to back, nothing between them. The active
+segment of an open log (or of one that crashed) may go on with zeros after its last
+frame: space written ahead of the appends (see :mod:`~conveyor.storage.file_log`). A
+sealed segment, and every segment of a log closed cleanly, ends at its last frame::
 
     at  size  field
      0     4  magic b"CVSG"
@@ -50,7 +53,10 @@ Record frame
     28     n  payload, n <= limits.record_bytes_max
 
 A frame is valid when its length is in bounds, the whole frame is present and the CRC
-and version match. Recovery keeps the frames before the first invalid one.
+and version match. Recovery keeps the frames before the first invalid one. A frame never
+starts with four zero bytes (its length is at least 24), so in the active segment zeros
+where a frame would start, and only zeros from there to the end of the file, are where
+the written data ends, not damage; zeros followed by anything else are a torn write.
 
 Index file
 ----------
@@ -132,6 +138,7 @@ FRAME_LENGTH_MAX = FRAME_LENGTH_MIN + limits.record_bytes_max
 FRAME_BYTES_MAX = FRAME_LENGTH_FIELD_BYTES + FRAME_LENGTH_MAX
 assert _FRAME_PREFIX.size + _FRAME_BODY.size == FRAME_HEADER_BYTES
 assert FRAME_LENGTH_FIELD_BYTES + FRAME_LENGTH_MIN == FRAME_HEADER_BYTES
+assert FRAME_LENGTH_MIN > 0  # a length field of zeros starts no frame: see the docstring
 assert bounds.recovery_read_bytes >= FRAME_BYTES_MAX  # a frame fits in one recovery read
 
 _INDEX_HEADER = struct.Struct("<4sHHqqqqII")

@@ -1,8 +1,9 @@
-"""File-system primitives the storage layer builds on: whole reads and writes, fsync of
-a directory, atomic replacement of a file.
+"""File-system primitives the storage layer builds on: whole reads and writes, writing
+zeros, fsync of a directory, atomic replacement of a file.
 
 Every fsync goes through a caller-given function (``fsync_fn``, :func:`os.fsync` in
-production) so that tests can count, slow down or fail them without patching :mod:`os`.
+production) so that tests can count, slow down or fail them without patching :mod:`os`;
+so does the fdatasync of a log's append path (``fdatasync_fn``, :data:`fdatasync`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from conveyor.storage import bounds
+
 FsyncFn = Callable[[int], None]
+
+# os.fdatasync where the platform has it (not macOS): the data, and only the metadata
+# needed to read it back (a changed size; not the modification time)
+fdatasync: FsyncFn = getattr(os, "fdatasync", os.fsync)
 
 TMP_SUFFIX = ".tmp"
 
@@ -40,6 +47,19 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None:
         if n <= 0:  # pragma: no cover - the kernel raises instead
             raise OSError("pwrite wrote nothing")
         view = view[n:]
+        pos += n
+
+
+def write_zeros(fd: int, start: int, end: int) -> None:
+    """Write zeros over ``[start, end)``: real blocks, not a hole (``ftruncate``) and not
+    ``posix_fallocate`` (whose blocks ext4 marks unwritten, and converts in the journal
+    at the first write into each)."""
+    assert 0 <= start <= end
+    zeros = memoryview(bytes(min(end - start, bounds.zero_write_bytes)))
+    pos = start
+    while pos < end:
+        n = min(len(zeros), end - pos)
+        pwrite_all(fd, zeros[:n], pos)
         pos += n
 
 

@@ -75,6 +75,12 @@ def dump_segment(path: str | os.PathLike[str], describe: Describe | None = None)
             except fmt.TornFrame:
                 yield f"TORN at {pos}: {size - pos} bytes, less than a frame header"
                 break
+            if view.length == 0 and zeros_to_end(fd, pos, size):
+                yield (
+                    f"PREALLOCATED at {pos}: {size - pos} bytes of zeros to the end of the "
+                    "file (written ahead of the appends; cut when the segment is sealed)"
+                )
+                break
             if not fmt.FRAME_LENGTH_MIN <= view.length <= fmt.FRAME_LENGTH_MAX:
                 yield f"GARBAGE at {pos}: frame length {view.length} out of bounds; stop"
                 break
@@ -157,3 +163,14 @@ def inspect_path(path: str | os.PathLike[str], describe: Describe | None = None)
         yield dump_checkpoint(p)
     else:
         yield from dump_segment(p, describe)
+
+
+def zeros_to_end(fd: int, pos: int, size: int) -> bool:
+    """Whether the file holds only zero bytes from ``pos`` to ``size``."""
+    step = 1 << 20
+    while pos < size:
+        chunk = pread_exact(fd, min(step, size - pos), pos)
+        if chunk.count(0) != len(chunk):
+            return False
+        pos += len(chunk)
+    return True

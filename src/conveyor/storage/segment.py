@@ -13,6 +13,16 @@ an index file beside it (format in :mod:`~conveyor.storage.format`), so opening 
 reads the index instead of scanning a sealed segment. The active segment is scanned on
 open, every frame's checksum verified.
 
+The active segment's file may be longer than its frames: its log may have written zeros
+ahead of the appends (:meth:`Segment.preallocate`), so that a sync does not change the
+file's size. ``size_bytes`` is where the frames end, ``file_bytes`` the file's length.
+``resizes`` counts the changes of the length and ``resizes_synced`` is the count a
+completed fsync covered: while they are equal, an fdatasync makes the appends durable.
+:meth:`Segment.trim` cuts the zeros off before the segment is sealed or its log closed,
+so a sealed file ends at its last frame. On open, the scan of the active segment takes
+zeros from where a frame would start to the end of the file as the end of its data (not
+damage) and cuts them off.
+
 A :class:`Segment` does no locking; its log serialises access to it. Its file
 descriptor is opened and closed by the log (sealed segments share a small LRU).
 """
@@ -29,7 +39,7 @@ from typing import NamedTuple
 from conveyor.storage import bounds
 from conveyor.storage import format as fmt
 from conveyor.storage.errors import CorruptRecord
-from conveyor.storage.fsutil import FsyncFn, pread_exact, pwrite_all
+from conveyor.storage.fsutil import FsyncFn, pread_exact, pwrite_all, write_zeros
 from conveyor.storage.record import Record, SegmentInfo
 
 SEGMENT_SUFFIX = ".seg"
@@ -53,17 +63,27 @@ def parse_name(name: str) -> tuple[int, int, str] | None:
     return int(m.group(1)), int(m.group(2)), m.group(3)
 
 
+_NONZERO = re.compile(rb"[^\x00]")
+
+
 class ScanResult(NamedTuple):
     positions: array[int]
     offsets: array[int] | None  # None when dense
     valid_bytes: int  # the file up to here holds only valid frames
-    problem: str | None  # why the scan stopped before the end of the file
+    problem: str | None  # why the scan stopped before the end of the file (None: it did
+    # not, or only zeros follow valid_bytes in a scan with zero_tail)
 
 
-def scan_file(fd: int, header: fmt.SegmentHeader, file_bytes: int) -> ScanResult:
+def scan_file(
+    fd: int, header: fmt.SegmentHeader, file_bytes: int, *, zero_tail: bool = False
+) -> ScanResult:
     """Verify every frame of a segment file; stop at the first one that is torn, fails
     its checksum, or breaks the offset rule (dense from the base, or for a compacted
-    segment increasing and below its end offset)."""
+    segment increasing and below its end offset).
+
+    With ``zero_tail`` (the active segment, which may be preallocated), a length field of
+    zeros followed by nothing but zeros to the end of the file ends the scan without a
+    problem; zeros followed by other bytes are a torn write, reported as such."""
     base = header.base_offset
     positions = array("q")
     offsets = array("q")
@@ -79,16 +99,20 @@ def scan_file(fd: int, header: fmt.SegmentHeader, file_bytes: int) -> ScanResult
         try:
             offset, end = fmt.check_frame(buf, rel)
         except fmt.TornFrame as exc:
-            if fresh:  # read just now, and as much as any frame takes
-                problem = f"frame at {pos}: torn, {exc} (file ends at {file_bytes})"
-                break
-            want = max(bounds.recovery_read_bytes, fmt.FRAME_BYTES_MAX)
-            buf = pread_exact(fd, min(want, file_bytes - pos), pos)
-            buf_at = pos
-            fresh = True
-            continue
+            if not fresh:
+                want = max(bounds.recovery_read_bytes, fmt.FRAME_BYTES_MAX)
+                buf = pread_exact(fd, min(want, file_bytes - pos), pos)
+                buf_at = pos
+                fresh = True
+                continue
+            # read just now, and as much as any frame takes
+            problem = f"frame at {pos}: torn, {exc} (file ends at {file_bytes})"
         except fmt.BadFrame as exc:
             problem = f"frame at {pos}: {exc}"
+        if problem is not None:
+            if zero_tail and _NONZERO.search(buf, rel, rel + fmt.FRAME_LENGTH_FIELD_BYTES) is None:
+                at = _first_nonzero(fd, buf, rel, buf_at, file_bytes)
+                problem = None if at is None else f"frame at {pos}: zeros, then data at {at}"
             break
         if header.compacted:
             if offset <= last or offset >= header.end_offset:
@@ -107,6 +131,24 @@ def scan_file(fd: int, header: fmt.SegmentHeader, file_bytes: int) -> ScanResult
     return ScanResult(positions, None if dense else offsets, pos, problem)
 
 
+def _first_nonzero(fd: int, buf: bytes, rel: int, buf_at: int, file_bytes: int) -> int | None:
+    """The file position of the first byte that is not zero from ``buf_at + rel`` (which
+    is in ``buf``, read at ``buf_at``) to the end of the file; None if there is none."""
+    m = _NONZERO.search(buf, rel)
+    if m is not None:
+        return buf_at + m.start()
+    pos = buf_at + len(buf)
+    while pos < file_bytes:
+        more = pread_exact(fd, min(bounds.recovery_read_bytes, file_bytes - pos), pos)
+        if not more:  # pragma: no cover - the file shrank under the scan
+            return None
+        m = _NONZERO.search(more)
+        if m is not None:
+            return pos + m.start()
+        pos += len(more)
+    return None
+
+
 def read_header(fd: int) -> fmt.SegmentHeader:
     return fmt.decode_segment_header(pread_exact(fd, fmt.SEGMENT_HEADER_BYTES, 0))
 
@@ -119,11 +161,15 @@ class Segment:
         "compacted",
         "end_offset",
         "fd",
+        "file_bytes",
         "generation",
         "header",
         "offsets",
         "path",
         "positions",
+        "preallocating",
+        "resizes",
+        "resizes_synced",
         "sealed",
         "size_bytes",
     )
@@ -150,6 +196,12 @@ class Segment:
         self.end_offset = end_offset
         self.sealed = sealed
         self.fd: int | None = None
+        # the file's length: size_bytes plus the zeros written ahead (active only). The
+        # caller makes the file as it is now durable (it was created, cut or scanned).
+        self.file_bytes = size_bytes
+        self.resizes = 0  # changes of the file's length
+        self.resizes_synced = 0  # how many of them a completed fsync covered
+        self.preallocating = True  # False once writing zeros ahead failed (disk full)
         self.check()
 
     # ------------------------------------------------------------------ invariants
@@ -166,6 +218,9 @@ class Segment:
         elif n:
             assert self.base_offset <= self.offsets[0] and self.offsets[-1] < self.end_offset
         assert self.sealed or not self.compacted, "appends go to plain segments only"
+        assert self.file_bytes >= self.size_bytes
+        assert not self.sealed or self.file_bytes == self.size_bytes, "a sealed file is trimmed"
+        assert self.resizes_synced <= self.resizes
 
     @property
     def count(self) -> int:
@@ -255,6 +310,12 @@ class Segment:
             raise CorruptRecord(f"{self.path}: index says offset {offset}, frame says {rec.offset}")
         return rec
 
+    @property
+    def length_synced(self) -> bool:
+        """No change of the file's length since the last completed fsync: an fdatasync
+        makes what was written since durable."""
+        return self.resizes == self.resizes_synced
+
     def append(self, data: bytes, sizes: list[int]) -> None:
         """Write frames (already encoded, dense offsets from ``end_offset``) at the end.
 
@@ -270,20 +331,55 @@ class Segment:
             pos += size
         self.size_bytes = pos
         self.end_offset += len(sizes)
+        if pos > self.file_bytes:
+            self.file_bytes = pos
+            self.resizes += 1
+
+    def preallocate(self, data_end: int, file_bytes: int) -> OSError | None:
+        """Before a write up to ``data_end`` (at or past the file's end), make the file
+        ``file_bytes`` long: zeros from ``data_end`` (written, see
+        :func:`~conveyor.storage.fsutil.write_zeros`), the write fills the rest. The
+        appends after it write over the zeros without changing the file's length. The
+        caller fsyncs the file once after this (``length_synced`` is False until then).
+
+        Returns the error if the zeros could not be written (a full disk): the file is cut
+        back to its length before, and the caller goes on without. Raises OSError only if
+        that cut fails too."""
+        assert not self.sealed and self.size_bytes <= self.file_bytes <= data_end < file_bytes
+        fd = self.require_fd()
+        self.resizes += 1  # counted first: on an error it may have changed and changed back
+        try:
+            write_zeros(fd, data_end, file_bytes)
+        except OSError as exc:
+            os.ftruncate(fd, self.file_bytes)
+            return exc
+        self.file_bytes = file_bytes
+        return None
+
+    def trim(self) -> None:
+        """Cut the zeros written ahead off: the file ends at its last frame (before the
+        segment is sealed, and when its log is closed)."""
+        if self.file_bytes != self.size_bytes:
+            os.ftruncate(self.require_fd(), self.size_bytes)
+            self.file_bytes = self.size_bytes
+            self.resizes += 1
 
     def cut_bytes(self, size_bytes: int) -> None:
         """Cut the file back to ``size_bytes`` (after a failed write; the index is
-        unchanged)."""
+        unchanged). The zeros written ahead go too."""
+        self.resizes += 1  # counted first: the cut may have happened if it raises
         os.ftruncate(self.require_fd(), size_bytes)
+        self.file_bytes = size_bytes
 
     def cut(self, offset: int) -> None:
         """Drop the records with an offset >= ``offset`` from a plain segment."""
         assert not self.compacted and self.offsets is None
         i = self.lower_bound(offset)
         size = self.positions[i] if i < len(self.positions) else self.size_bytes
+        self.resizes += 1
         os.ftruncate(self.require_fd(), size)
         del self.positions[i:]
-        self.size_bytes = size
+        self.size_bytes = self.file_bytes = size
         self.end_offset = self.base_offset + i
 
     def write_index(self, fsync_fn: FsyncFn | None) -> None:
@@ -334,14 +430,15 @@ class Segment:
     def recover_active(
         cls, path: Path, header: fmt.SegmentHeader
     ) -> tuple[Segment, ScanResult, int]:
-        """Scan the active segment and cut it after its last valid frame.
+        """Scan the active segment and cut it after its last valid frame: a torn or
+        corrupt tail (``scan.problem`` says why) or zeros written ahead (no problem).
 
         Returns (segment, the scan, bytes cut). The segment's fd is left open."""
         assert not header.compacted
         fd = os.open(path, os.O_RDWR)
         try:
             file_bytes = os.fstat(fd).st_size
-            scan = scan_file(fd, header, file_bytes)
+            scan = scan_file(fd, header, file_bytes, zero_tail=True)
             if scan.valid_bytes < file_bytes:
                 os.ftruncate(fd, scan.valid_bytes)
             seg = cls._from_scan(path, header, scan, sealed=False)
