@@ -22,6 +22,22 @@ def run(coro: object) -> None:
     asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def _count_syncs(monkeypatch: pytest.MonkeyPatch, threads: list[int], delay_s: float = 0.0) -> None:
+    """Note the thread of every fsync or fdatasync of a regular file (a log segment;
+    preallocated segments are fdatasynced), each taking ``delay_s`` longer."""
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name)
+
+        def sync(fd: int, real: Any = real) -> None:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                threads.append(threading.get_ident())
+                if delay_s:
+                    time.sleep(delay_s)
+            real(fd)
+
+        monkeypatch.setattr(os, name, sync)
+
+
 def test_operations_round_trip_with_fsync_always(tmp_path: Path) -> None:
     async def main() -> None:
         async with await conveyor.open_async(tmp_path, fsync="always") as broker:
@@ -150,14 +166,7 @@ def test_the_event_loop_fsyncs_small_rounds_itself(
     """One small send is made durable by an fsync on the loop's own thread; a batch over
     ``loop_sync_bytes_max`` goes to a committer thread, and the loop goes on meanwhile."""
     threads: list[int] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            threads.append(threading.get_ident())
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    _count_syncs(monkeypatch, threads)
 
     async def main() -> None:
         async with await conveyor.open_async(tmp_path, fsync="always") as broker:
@@ -190,18 +199,11 @@ def test_the_event_loop_spends_at_most_half_its_time_in_fsync(
     """A small round that comes right after an fsync the loop made itself goes to the
     committer: the loop keeps at least as much time for its requests as for fsyncs."""
     threads: list[int] = []
-    real_fsync = os.fsync
-
-    def slow_fsync(fd: int) -> None:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            threads.append(threading.get_ident())
-            time.sleep(0.05)
-        real_fsync(fd)
 
     async def main() -> None:
         async with await conveyor.open_async(tmp_path, fsync="always") as broker:
             await broker.create_queue("jobs")
-            monkeypatch.setattr(os, "fsync", slow_fsync)
+            _count_syncs(monkeypatch, threads, delay_s=0.05)
             loop_thread = threading.get_ident()
             await asyncio.sleep(0.2)
             threads.clear()
@@ -225,18 +227,7 @@ def test_a_standard_receive_waits_for_its_messages_not_for_its_lease(
     group, so its receive waits for it. Either way, a crash before that fsync loses the
     lease, never a message or an acknowledged delete."""
     syncs: list[int] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def counted(real: Any) -> Any:
-        def sync(fd: int) -> None:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                syncs.append(fd)
-            real(fd)
-
-        return sync
-
-    monkeypatch.setattr(os, "fsync", counted(real_fsync))
-    monkeypatch.setattr(os, "fdatasync", counted(real_fdatasync))
+    _count_syncs(monkeypatch, syncs)
 
     async def main() -> None:
         async with await conveyor.open_async(tmp_path, fsync="always") as broker:

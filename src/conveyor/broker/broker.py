@@ -369,6 +369,7 @@ class Broker:
                 fsync=self.fsync,
                 segment_bytes_max=self._segment_bytes_max,
                 fsync_fn=self.metrics.timed_fsync,
+                fdatasync_fn=self.metrics.timed_fdatasync,
             )
             for i in range(meta.config.partitions)
         ]

@@ -56,6 +56,7 @@ class Partition:
         fsync: str,
         segment_bytes_max: int = limits.segment_bytes_max,
         fsync_fn: Callable[[int], None] = os.fsync,
+        fdatasync_fn: Callable[[int], None] | None = None,
     ) -> Partition:
         if path is None:
             wal: Log = MemoryLog()
@@ -63,7 +64,11 @@ class Partition:
         else:
             path.mkdir(parents=True, exist_ok=True)
             wal = FileLog(
-                path / "log", fsync=fsync, segment_bytes_max=segment_bytes_max, fsync_fn=fsync_fn
+                path / "log",
+                fsync=fsync,
+                segment_bytes_max=segment_bytes_max,
+                fsync_fn=fsync_fn,
+                fdatasync_fn=fdatasync_fn,
             )
             store = CheckpointStore(path / "checkpoints")
         latest = store.latest()
