@@ -80,7 +80,7 @@ def test_recently_issued_handles_are_remembered_within_a_bound(
     signer = ReceiptSigner(SECRET)
     receipts = [R1._replace(offset=i) for i in range(5)]
     handles = [signer.issue(r) for r in receipts]
-    assert list(signer._recent) == handles[-3:]
+    assert list(signer._recent) == handles[-3:] == list(signer._recent_order)
     fresh = ReceiptSigner(SECRET)  # remembers nothing: decodes and MACs
     for h, r in zip(handles, receipts, strict=True):
         assert signer.check(h) == fresh.check(h) == r
@@ -89,3 +89,4 @@ def test_recently_issued_handles_are_remembered_within_a_bound(
         signer.check(forged)
     with pytest.raises(errors.ReceiptHandleIsInvalid):
         ReceiptSigner(bytes(32)).check(handles[-1])  # another node's secret
+
