@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import struct
 from collections import deque
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from conveyor import errors, limits
@@ -40,6 +41,7 @@ _V1_HMAC = 1
 _BODY = struct.Struct(">B8sHQI")
 _MAC_BYTES = limits.receipt_handle_mac_bytes
 HANDLE_BYTES = _BODY.size + _MAC_BYTES
+assert HANDLE_BYTES % 3 == 0  # base64 without padding
 recent_handles_max = 16_384  # issued handles remembered as good (about 3 MB)
 assert _BODY.size == 23
 
@@ -88,20 +90,31 @@ class ReceiptSigner:
         return hmac.digest(self._secret, body, "sha256")[:_MAC_BYTES]
 
     def issue(self, receipt: Receipt) -> str:
-        body = _BODY.pack(
-            VERSION, receipt.queue_uid, receipt.partition, receipt.offset, receipt.receive_count
-        )
-        raw = binascii.b2a_base64(body + self._mac(body), newline=False)
-        handle = raw.translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
-        self._recent[handle] = receipt
-        order = self._recent_order
-        order.append(handle)
-        if len(order) > recent_handles_max:
+        return self.issue_many(
+            receipt.queue_uid, [(receipt.partition, receipt.offset, receipt.receive_count)]
+        )[0]
+
+    def issue_many(self, queue_uid: bytes, deliveries: Iterable[tuple[int, int, int]]) -> list[str]:
+        """Handles for (partition, offset, receive count) deliveries of one queue: what a
+        receive hands out, one loop with the per-call lookups done once."""
+        pack, keyed, b2a = _BODY.pack, self._keyed, binascii.b2a_base64
+        recent, order = self._recent, self._recent_order
+        out = []
+        for partition, offset, rc in deliveries:
+            body = pack(VERSION, queue_uid, partition, offset, rc)
+            h = keyed.copy()
+            h.update(body)
+            # 39 bytes encode to 52 characters: no "=" padding to strip
+            handle = b2a(body + h.digest(), newline=False).translate(_TO_URLSAFE).decode("ascii")
+            recent[handle] = Receipt(queue_uid, partition, offset, rc)
+            order.append(handle)
+            out.append(handle)
+        while len(order) > recent_handles_max:
             try:  # forget the oldest (another thread may have just done so)
-                self._recent.pop(order.popleft(), None)
+                recent.pop(order.popleft(), None)
             except IndexError:
-                pass
-        return handle
+                break
+        return out
 
     def check(self, handle: str) -> Receipt:
         """Decode and authenticate a handle; raise ReceiptHandleIsInvalid otherwise."""

@@ -90,3 +90,13 @@ def test_recently_issued_handles_are_remembered_within_a_bound(
     with pytest.raises(errors.ReceiptHandleIsInvalid):
         ReceiptSigner(bytes(32)).check(handles[-1])  # another node's secret
 
+
+def test_issue_many_gives_the_handles_issue_gives() -> None:
+    one, many = ReceiptSigner(SECRET), ReceiptSigner(SECRET)
+    deliveries = [(p, off, rc) for p in (0, 7) for off, rc in ((0, 1), (2**40, 3), (5, 9))]
+    handles = many.issue_many(R1.queue_uid, deliveries)
+    assert handles == [one.issue(Receipt(R1.queue_uid, *d)) for d in deliveries]
+    assert [ReceiptSigner(SECRET).check(h) for h in handles] == [
+        Receipt(R1.queue_uid, *d) for d in deliveries
+    ]
+    assert many.issue_many(R1.queue_uid, []) == []

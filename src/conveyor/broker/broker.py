@@ -989,14 +989,37 @@ class Broker:
 
     def receive_finish(self, q: _Queue, pick: Pick) -> list[Message]:
         """The messages of a receive whose records are durable, with receipt handles."""
+        picked = pick.picked
+        if not picked:
+            return []
+        handles = self._signer.issue_many(
+            q.uid_bytes, [(part.index, off, rc) for part, off, rc, _, _ in picked]
+        )
+        fifo, name = q.meta.config.fifo, q.name
         out: list[Message] = []
-        for part, off, rc, rec, view in pick.picked:
-            handle = self._signer.issue(Receipt(q.uid_bytes, part.index, off, rc))
-            out.append(
-                self._message(
-                    q, part.index, off, rec, handle, rc, view.sent_ms, view.first_receive_ms
+        for (part, off, rc, rec, view), handle in zip(picked, handles, strict=True):
+            if fifo or rec.system or rec.attributes:
+                out.append(
+                    self._message(
+                        q, part.index, off, rec, handle, rc, view.sent_ms, view.first_receive_ms
+                    )
                 )
-            )
+            else:  # what _message makes of a plain message, without its lookups
+                out.append(
+                    Message(
+                        queue=name,
+                        message_id=rec.message_id,
+                        body=rec.body,
+                        receipt_handle=handle,
+                        attributes={},
+                        system={},
+                        sent_ms=view.sent_ms,
+                        receive_count=rc,
+                        first_receive_ms=view.first_receive_ms,
+                        group_id=rec.group_id,
+                        dedup_id=rec.dedup_id,
+                    )
+                )
         return out
 
     def _message(
