@@ -377,3 +377,17 @@ def test_a_capture_spans_chunks_and_is_a_copy() -> None:
     restored.invariants()
     assert restored.digest() == digest != state.digest()
     assert PartitionState.restore(state.snapshot()).digest() == state.digest()
+
+
+def test_sent_and_first_receive_times_agree_with_views() -> None:
+    h = Harness()
+    for t in range(5):
+        h.send(t * 10)
+    h.receive(100, n=2, vis_ms=10)
+    h.receive(200, n=5, vis_ms=10)
+    offsets = h.state.live_offsets()
+    views = [h.state.view(o) for o in offsets]
+    assert h.state.sent_and_first_receive_ms(offsets) == [
+        (v.sent_ms, v.first_receive_ms) for v in views if v is not None
+    ]
+    assert {t for _, t in h.state.sent_and_first_receive_ms(offsets)} == {100, 200}

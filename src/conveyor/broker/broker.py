@@ -166,7 +166,7 @@ class Pick:
     """What one receive attempt decided, before its records are durable."""
 
     version: int
-    picked: list[tuple[Partition, int, int, R.Append, Any]]
+    picked: list[tuple[Partition, int, int, R.Append, int, int]]
     moves: list[tuple[Partition, list[int]]]
     waits: Waits
 
@@ -897,7 +897,7 @@ class Broker:
         redrive = cfg.redrive
         dlq = self._queues.get(redrive.dead_letter_queue) if redrive is not None else None
         max_rc = redrive.max_receive_count if redrive is not None and dlq is not None else 0
-        picked: list[tuple[Partition, int, int, R.Append, Any]] = []
+        picked: list[tuple[Partition, int, int, R.Append, int, int]] = []
         moves: list[tuple[Partition, list[int]]] = []
         waits: Waits = []
         with self._locked(q):
@@ -949,21 +949,22 @@ class Broker:
     def _pick(
         part: Partition,
         deliveries: Sequence[Any],
-        picked: list[tuple[Partition, int, int, R.Append, Any]],
+        picked: list[tuple[Partition, int, int, R.Append, int, int]],
     ) -> None:
         """Read the messages ``deliveries`` name, for :meth:`receive_finish`."""
         if not deliveries:
             return
-        view = part.state.view
-        recs = part.read_appends([d.offset for d in deliveries])
-        for d, rec in zip(deliveries, recs, strict=True):
-            picked.append((part, d.offset, d.receive_count, rec, view(d.offset)))
+        offsets = [d.offset for d in deliveries]
+        recs = part.read_appends(offsets)
+        times = part.state.sent_and_first_receive_ms(offsets)
+        for d, rec, (sent, first) in zip(deliveries, recs, times, strict=True):
+            picked.append((part, d.offset, d.receive_count, rec, sent, first))
 
     def _retry_receive(
         self, q: _Queue, attempt_id: str, max_messages: int, vis_ms: int, now: int
     ) -> (
         tuple[
-            list[tuple[Partition, int, int, R.Append, Any]],
+            list[tuple[Partition, int, int, R.Append, int, int]],
             list[tuple[Partition, list[int]]],
             Waits,
         ]
@@ -972,7 +973,7 @@ class Broker:
         """A FIFO receive repeating ``attempt_id`` on a queue with several partitions:
         the first attempt's messages from every partition, and nothing new; None when no
         partition remembers the attempt (a new receive). Call under the queue's lock."""
-        picked: list[tuple[Partition, int, int, R.Append, Any]] = []
+        picked: list[tuple[Partition, int, int, R.Append, int, int]] = []
         waits: Waits = []
         for part in q.partitions:
             want = max_messages - len(picked)
@@ -993,17 +994,13 @@ class Broker:
         if not picked:
             return []
         handles = self._signer.issue_many(
-            q.uid_bytes, [(part.index, off, rc) for part, off, rc, _, _ in picked]
+            q.uid_bytes, [(part.index, off, rc) for part, off, rc, _, _, _ in picked]
         )
         fifo, name = q.meta.config.fifo, q.name
         out: list[Message] = []
-        for (part, off, rc, rec, view), handle in zip(picked, handles, strict=True):
+        for (part, off, rc, rec, sent_ms, first_ms), handle in zip(picked, handles, strict=True):
             if fifo or rec.system or rec.attributes:
-                out.append(
-                    self._message(
-                        q, part.index, off, rec, handle, rc, view.sent_ms, view.first_receive_ms
-                    )
-                )
+                out.append(self._message(q, part.index, off, rec, handle, rc, sent_ms, first_ms))
             else:  # what _message makes of a plain message, without its lookups
                 out.append(
                     Message(
@@ -1013,9 +1010,9 @@ class Broker:
                         receipt_handle=handle,
                         attributes={},
                         system={},
-                        sent_ms=view.sent_ms,
+                        sent_ms=sent_ms,
                         receive_count=rc,
-                        first_receive_ms=view.first_receive_ms,
+                        first_receive_ms=first_ms,
                         group_id=rec.group_id,
                         dedup_id=rec.dedup_id,
                     )

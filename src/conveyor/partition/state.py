@@ -243,6 +243,17 @@ class PartitionState:
             group_id=group,
         )
 
+    def sent_and_first_receive_ms(self, offsets: Iterable[int]) -> list[tuple[int, int]]:
+        """(sent, first received) in ms of each live offset: what a delivery reports, read
+        without building a :class:`MessageView` per message."""
+        chunks = self._chunks
+        out = []
+        for off in offsets:
+            chunk = chunks[off >> CHUNK_BITS]
+            i = off & _CHUNK_MASK
+            out.append((chunk.sent_at[i], chunk.first_rc[i]))
+        return out
+
     def lease_starts_ms(self, offsets: Iterable[int]) -> list[int]:
         """When the current delivery of each offset began (0: never delivered, or gone);
         a cheap read for the receive-to-delete metric."""
