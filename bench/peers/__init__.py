@@ -208,7 +208,9 @@ SPECS: list[Spec] = [
         module="conveyor_native",
         fsync="yes",
         durability="`fsync=always`: a send or delete is answered after the fsync that "
-        "covers its record (group commit shares one fsync among concurrent requests)",
+        "covers its record (group commit shares one fsync among concurrent requests); a "
+        "receive once the messages it hands out are durable (the lease rides on the next "
+        "fsync)",
         pipelined="`AsyncClient.send_batch` of 100 from 8 tasks on one connection",
         consume="`receive(100)` + `delete_batch` (answered after fsync), 4 tasks",
         has_sqs=True,
