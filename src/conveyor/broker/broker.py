@@ -996,28 +996,10 @@ class Broker:
         handles = self._signer.issue_many(
             q.uid_bytes, [(part.index, off, rc) for part, off, rc, _, _, _ in picked]
         )
-        fifo, name = q.meta.config.fifo, q.name
-        out: list[Message] = []
-        for (part, off, rc, rec, sent_ms, first_ms), handle in zip(picked, handles, strict=True):
-            if fifo or rec.system or rec.attributes:
-                out.append(self._message(q, part.index, off, rec, handle, rc, sent_ms, first_ms))
-            else:  # what _message makes of a plain message, without its lookups
-                out.append(
-                    Message(
-                        queue=name,
-                        message_id=rec.message_id,
-                        body=rec.body,
-                        receipt_handle=handle,
-                        attributes={},
-                        system={},
-                        sent_ms=sent_ms,
-                        receive_count=rc,
-                        first_receive_ms=first_ms,
-                        group_id=rec.group_id,
-                        dedup_id=rec.dedup_id,
-                    )
-                )
-        return out
+        return [
+            self._message(q, part.index, off, rec, handle, rc, sent_ms, first_ms)
+            for (part, off, rc, rec, sent_ms, first_ms), handle in zip(picked, handles, strict=True)
+        ]
 
     def _message(
         self,
@@ -1030,8 +1012,11 @@ class Broker:
         sent_ms: int,
         first_receive_ms: int,
     ) -> Message:
-        system = dict(rec.system) if rec.system else {}
-        dedup = rec.dedup_id or system.pop(_ORIGINAL_DEDUP, None)
+        if rec.system:  # the usual message has none: no copy, no lookup
+            system = dict(rec.system)
+            dedup = rec.dedup_id or system.pop(_ORIGINAL_DEDUP, None)
+        else:
+            system, dedup = {}, rec.dedup_id
         return Message(
             queue=q.name,
             message_id=rec.message_id,
