@@ -33,6 +33,8 @@ from typing import Any
 
 import httptools
 
+from conveyor.server.wire import write_gathered
+
 log = logging.getLogger("conveyor.http")
 
 request_bytes_max = 2 * 1024 * 1024  # an SQS batch is at most 1 MiB of payload
@@ -361,13 +363,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         return True
 
     def _flush(self) -> None:
-        out = self._out
-        if not out:
-            return
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+        write_gathered(self._transport, self._out)
 
     def _error(self, status: int, message: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -33,6 +33,7 @@ from conveyor import __version__, errors
 from conveyor.broker.aio import AsyncBroker
 from conveyor.protocol import native as n
 from conveyor.protocol.native_errors import ProtocolError
+from conveyor.server.wire import write_gathered
 from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry
 
 log = logging.getLogger("conveyor.native")
@@ -491,13 +492,7 @@ class NativeProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        out = self._out
-        if not out:
-            return
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+        write_gathered(self._transport, self._out)
 
     def _close_when_done(self) -> None:
         if not self._pending:
