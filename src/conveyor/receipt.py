@@ -97,15 +97,13 @@ class ReceiptSigner:
     def issue_many(self, queue_uid: bytes, deliveries: Iterable[tuple[int, int, int]]) -> list[str]:
         """Handles for (partition, offset, receive count) deliveries of one queue: what a
         receive hands out, one loop with the per-call lookups done once."""
-        pack, keyed, b2a = _BODY.pack, self._keyed, binascii.b2a_base64
+        pack, mac, b2a = _BODY.pack, self._mac, binascii.b2a_base64
         recent, order = self._recent, self._recent_order
         out = []
         for partition, offset, rc in deliveries:
             body = pack(VERSION, queue_uid, partition, offset, rc)
-            h = keyed.copy()
-            h.update(body)
             # 39 bytes encode to 52 characters: no "=" padding to strip
-            handle = b2a(body + h.digest(), newline=False).translate(_TO_URLSAFE).decode("ascii")
+            handle = b2a(body + mac(body), newline=False).translate(_TO_URLSAFE).decode("ascii")
             recent[handle] = Receipt(queue_uid, partition, offset, rc)
             order.append(handle)
             out.append(handle)

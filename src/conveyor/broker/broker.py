@@ -323,9 +323,9 @@ class Broker:
                 q.wake()
             for part in q.partitions:
                 with q.lock:
-                    offset, data = part.capture()
+                    offset, capture = part.capture()
                 if offset != part.checkpoint_offset and self._may_checkpoint(part, offset):
-                    part.save_checkpoint(offset, data)
+                    part.save_checkpoint(offset, capture)
                 part.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -1353,13 +1353,13 @@ class Broker:
                 # backlog grows, and replay after a crash no longer than reading it
                 every = max(limits.checkpoint_interval_records, part.state.n_live)
                 if part.records_since_checkpoint() >= every:
-                    offset, data = part.capture()
+                    offset, capture = part.capture()
                     if self._may_checkpoint(part, offset):
-                        snaps.append((part, offset, data))
+                        snaps.append((part, offset, capture))
         for part, off in waits:
             part.wait_durable(off)
-        for part, offset, data in snaps:
-            part.save_checkpoint(offset, data)
+        for part, offset, capture in snaps:
+            part.save_checkpoint(offset, capture)
             if not part.replicated:
                 with self._locked(q):
                     part.compact(part.state.live_offsets)
@@ -1378,10 +1378,10 @@ class Broker:
         for q in list(self._queues.values()):
             for part in q.partitions:
                 with self._locked(q):
-                    offset, data = part.capture()
+                    offset, capture = part.capture()
                 if not self._may_checkpoint(part, offset):
                     continue
-                part.save_checkpoint(offset, data)
+                part.save_checkpoint(offset, capture)
                 if not part.replicated:
                     with self._locked(q):
                         part.compact(part.state.live_offsets)

@@ -337,36 +337,33 @@ class PartitionState:
         apply(first, ts_ms, records[0])
         offset = first
         plain = not self.fifo  # a run of plain appends is applied a slice at a time
-        run_start, sizes = 0, array("i")
+        sizes = array("i")  # of the run of plain appends that ends at offset
         for rec in records[1:]:
             offset += 1
-            if type(rec) is R.Append or type(rec) is R.AppendMeta:
+            append = rec if isinstance(rec, R.Append | R.AppendMeta) else None
+            if (
+                append is not None
+                and plain
+                and append.delay_until_ms <= ts_ms
+                and append.dedup_id is None
+                and append.origin is None
+                and not append.sent_ms
+                and not append.receive_count
+                and not append.first_receive_ms
+            ):
+                sizes.append(append.body_bytes)
+                continue
+            if sizes:
+                self._apply_plain_appends(offset - len(sizes), ts_ms, sizes)
+                sizes = array("i")
+            if append is not None:
                 assert offset == self.next_offset, (offset, self.next_offset)
                 self.next_offset = offset + 1
-                if (
-                    plain
-                    and rec.delay_until_ms <= ts_ms
-                    and rec.dedup_id is None
-                    and rec.origin is None
-                    and not rec.sent_ms
-                    and not rec.receive_count
-                    and not rec.first_receive_ms
-                ):
-                    if not sizes:
-                        run_start = offset
-                    sizes.append(rec.body_bytes)
-                    continue
-                if sizes:
-                    self._apply_plain_appends(run_start, ts_ms, sizes)
-                    sizes = array("i")
-                self._apply_append(offset, ts_ms, rec)
+                self._apply_append(offset, ts_ms, append)
             else:
-                if sizes:
-                    self._apply_plain_appends(run_start, ts_ms, sizes)
-                    sizes = array("i")
                 apply(offset, ts_ms, rec)
         if sizes:
-            self._apply_plain_appends(run_start, ts_ms, sizes)
+            self._apply_plain_appends(offset + 1 - len(sizes), ts_ms, sizes)
         # at ts_ms nothing an append added is due, and every append is newer than any
         # window: what apply() would do after each append is all done here
         if offset != first:
@@ -384,6 +381,8 @@ class PartitionState:
         """What :meth:`_apply_append` does for appends at ``first``, ``first + 1``, ... of
         a standard queue that are visible at once, were sent at ``ts`` and never
         received before: their columns are set a slice at a time."""
+        assert first == self.next_offset, (first, self.next_offset)
+        self.next_offset = first + len(sizes)
         done = 0
         while done < len(sizes):
             offset = first + done
