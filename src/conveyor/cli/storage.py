@@ -34,7 +34,7 @@ from conveyor.partition.records import TYPE_NAMES, describe
 from conveyor.storage import format as fmt
 from conveyor.storage import inspect
 from conveyor.storage.fsutil import pread_exact
-from conveyor.storage.segment import SEGMENT_SUFFIX
+from conveyor.storage.segment import SEGMENT_SUFFIX, first_nonzero
 
 _PARTITION_RE = re.compile(r"^p(\d+)$")
 
@@ -148,7 +148,7 @@ def segment_records(path: Path) -> Iterator[dict[str, Any]]:
             except fmt.TornFrame:
                 yield {"kind": "problem", "position": pos, "text": "torn frame header"}
                 return
-            if view.length == 0 and inspect.zeros_to_end(fd, pos, size):
+            if view.length == 0 and first_nonzero(fd, b"", 0, pos, size) is None:
                 yield {"kind": "preallocated", "position": pos, "bytes": size - pos}
                 return
             if not fmt.FRAME_LENGTH_MIN <= view.length <= fmt.FRAME_LENGTH_MAX:

@@ -23,7 +23,7 @@ from conveyor.storage import bounds
 from conveyor.storage import format as fmt
 from conveyor.storage.checkpoint import CHECKPOINT_SUFFIX
 from conveyor.storage.fsutil import pread_exact
-from conveyor.storage.segment import INDEX_SUFFIX, SEGMENT_SUFFIX, parse_name
+from conveyor.storage.segment import INDEX_SUFFIX, SEGMENT_SUFFIX, first_nonzero, parse_name
 
 Describe = Callable[[int, bytes], str]
 
@@ -75,7 +75,7 @@ def dump_segment(path: str | os.PathLike[str], describe: Describe | None = None)
             except fmt.TornFrame:
                 yield f"TORN at {pos}: {size - pos} bytes, less than a frame header"
                 break
-            if view.length == 0 and zeros_to_end(fd, pos, size):
+            if view.length == 0 and first_nonzero(fd, b"", 0, pos, size) is None:
                 yield (
                     f"PREALLOCATED at {pos}: {size - pos} bytes of zeros to the end of the "
                     "file (written ahead of the appends; cut when the segment is sealed)"
@@ -163,14 +163,3 @@ def inspect_path(path: str | os.PathLike[str], describe: Describe | None = None)
         yield dump_checkpoint(p)
     else:
         yield from dump_segment(p, describe)
-
-
-def zeros_to_end(fd: int, pos: int, size: int) -> bool:
-    """Whether the file holds only zero bytes from ``pos`` to ``size``."""
-    step = 1 << 20
-    while pos < size:
-        chunk = pread_exact(fd, min(step, size - pos), pos)
-        if chunk.count(0) != len(chunk):
-            return False
-        pos += len(chunk)
-    return True

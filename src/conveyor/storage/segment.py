@@ -111,7 +111,7 @@ def scan_file(
             problem = f"frame at {pos}: {exc}"
         if problem is not None:
             if zero_tail and _NONZERO.search(buf, rel, rel + fmt.FRAME_LENGTH_FIELD_BYTES) is None:
-                at = _first_nonzero(fd, buf, rel, buf_at, file_bytes)
+                at = first_nonzero(fd, buf, rel, buf_at, file_bytes)
                 problem = None if at is None else f"frame at {pos}: zeros, then data at {at}"
             break
         if header.compacted:
@@ -131,7 +131,7 @@ def scan_file(
     return ScanResult(positions, None if dense else offsets, pos, problem)
 
 
-def _first_nonzero(fd: int, buf: bytes, rel: int, buf_at: int, file_bytes: int) -> int | None:
+def first_nonzero(fd: int, buf: bytes, rel: int, buf_at: int, file_bytes: int) -> int | None:
     """The file position of the first byte that is not zero from ``buf_at + rel`` (which
     is in ``buf``, read at ``buf_at``) to the end of the file; None if there is none."""
     m = _NONZERO.search(buf, rel)
