@@ -245,19 +245,6 @@ class _Connection:
                 except BlockingIOError:
                     pass
 
-    def _check_idle_locked(self) -> None:
-        """Nothing is in flight and nobody reads, so a server that closed the connection
-        meanwhile (a restart) went unnoticed: look (one non-blocking read), so the
-        request goes to a new connection instead of failing with an unknown outcome."""
-        try:
-            data = self.sock.recv(read_chunk_bytes)
-        except BlockingIOError:
-            return
-        except (OSError, ValueError) as exc:
-            self._fail_locked(exc)
-            return
-        self._feed_locked(data)
-
     def _wait(self, slot: _Slot, deadline: float) -> n.Response:
         with self.lock:
             while not slot.done:
