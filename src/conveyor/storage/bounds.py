@@ -42,15 +42,19 @@ fsync_interval_ms_max = 60_000
 # ~200 us; fdatasync inside written zeros ~135 us (-33%; -42..-47% for 4-64 KiB);
 # inside posix_fallocate'd space ~150 us for 1.1 KiB but no gain from 4 KiB up (ext4
 # journals the conversion of each "unwritten" block at its first write), hence zeros.
-# A chunk costs writing its zeros (~0.4 ms under the lock) and one full fsync (~2 ms)
-# once per MiB, and as much disk per partition while the segment is active. That pays
-# only while rounds are small: measured end to end, appends/s with preallocation against
-# without were +30-50% at 1 KiB a round, +65% at 16 KiB, +8% at 99 KiB, -6% at 135 KiB
-# and -46% at 1 MiB (the zeros double what reaches the disk). So a log preallocates
-# while the rounds that synced its last segment_preallocate_bytes of appends averaged at
-# most preallocate_round_bytes_max.
-segment_preallocate_bytes = 1 * MiB
-preallocate_round_bytes_max = 128 * KiB
+# A chunk costs writing its zeros and one full fsync that journals the new length, and
+# as much disk per partition while the segment is active. That fsync holds up the
+# requests of its round: measured one append + sync at a time (1.1 KiB, 6,000 in a row),
+# a 1 MiB chunk made p99.9 3.1 ms (~0.4 ms of zeros, ~2 ms of fsync), a 256 KiB chunk
+# 1.55 ms (0.12 + 0.7), with the same mean; at 1,000 msg/s end to end the 1 MiB stall
+# delayed three or four messages by 3-5 ms each, once per ~900 messages. Hence 256 KiB.
+# Zeros pay only while rounds are small: appends/s with 256 KiB chunks against none were
+# 1.56x at 1 KiB a round, 1.30x at 16 KiB, 1.02x at 64 KiB and 0.88x at 128 KiB (the
+# zeros double what reaches the disk; 1 MiB chunks: 1.60, 1.23, 1.07, 0.89). So a log
+# preallocates while the rounds that synced its last segment_preallocate_bytes of
+# appends averaged at most preallocate_round_bytes_max.
+segment_preallocate_bytes = 256 * KiB
+preallocate_round_bytes_max = 64 * KiB
 zero_write_bytes = 1 * MiB  # the largest buffer of zeros one pwrite of a chunk writes
 
 # Checkpoints --------------------------------------------------------------------
