@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import multiprocessing as mp
 import resource
@@ -116,6 +117,15 @@ def measure(pids: list[int], sampler: Sampler, fn: Callable[[], int]) -> Phase:
 _HEAD = struct.Struct("<dI")  # scheduled send time (monotonic s), message index
 
 
+def _quiet_gc() -> None:
+    """Move what the imports made out of the collector's reach: a full collection walks
+    every object the client libraries left (all of them are imported here, in the
+    forkserver), which took milliseconds and showed as latency spikes of the system
+    under test."""
+    gc.collect()
+    gc.freeze()
+
+
 def _lat_producer(
     module: str,
     conn: dict[str, Any],
@@ -129,6 +139,7 @@ def _lat_producer(
 ) -> None:
     client = importlib.import_module(f"peers.{module}").Client(conn, settings)
     pad = make_body(BODY_BYTES - _HEAD.size)
+    _quiet_gc()
 
     async def main() -> dict[str, Any]:
         sender = await client.open_sender(queue, concurrency)
@@ -147,19 +158,27 @@ def _lat_producer(
                 except Exception:
                     failed += 1
 
-        tasks: list[asyncio.Task[None]] = []
+        # the sends not yet done: waiting on all of them at the end would cost a callback
+        # per finished one, and hold up the last sends' completions by milliseconds
+        tasks: set[asyncio.Task[None]] = set()
         i = 0
         while i < total:
             now = time.monotonic()
             while i < total and t0 + i / rate <= now:
                 at = t0 + i / rate
                 late_max = max(late_max, now - at)
-                tasks.append(asyncio.create_task(one(i, at)))
+                task = asyncio.create_task(one(i, at))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 i += 1
             if i < total:
                 await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
         schedule_end = time.monotonic()
-        _, pending = await asyncio.wait(tasks, timeout=max(1.0, t0 + stop_at_s - time.monotonic()))
+        pending: set[asyncio.Task[None]] = set()
+        if tasks:
+            _, pending = await asyncio.wait(
+                set(tasks), timeout=max(1.0, t0 + stop_at_s - time.monotonic())
+            )
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -187,6 +206,7 @@ def _lat_consumer(
     client = importlib.import_module(f"peers.{module}").Client(conn, settings)
     lat = array("d")
     seen = bytearray(total)
+    _quiet_gc()
 
     def on_bodies(bodies: list[bytes]) -> None:
         now = time.monotonic()
