@@ -19,6 +19,7 @@ SIGTERM, so an interrupted run leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import importlib
@@ -27,11 +28,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 BODY_BYTES = 1024
 
@@ -171,6 +174,38 @@ def wait_until(
 
 def make_body(size: int = BODY_BYTES) -> bytes:
     return (b"conveyor-bench " * (size // 15 + 1))[:size]
+
+
+class Waits:
+    """The consumers' waits for messages in workload (3). Once the last expected message
+    is acked the phase is over: a consumer still waiting for more (a long poll, a
+    blocking read) is called off at once instead of running out its timeout, which
+    would count as consume time for the systems whose clients block (up to 0.5 s of a
+    phase that may last half a second) and not for those that poll."""
+
+    def __init__(self) -> None:
+        self.over = False
+        self._waiting: set[asyncio.Future[Any]] = set()
+
+    async def wait(self, aw: Awaitable[T]) -> T | None:
+        """What ``aw`` gives, or None once the phase is over."""
+        if self.over:
+            return None
+        fut = asyncio.ensure_future(aw)
+        self._waiting.add(fut)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if self.over and fut.cancelled():
+                return None  # called off, not this task cancelled
+            raise
+        finally:
+            self._waiting.discard(fut)
+
+    def end(self) -> None:
+        self.over = True
+        for fut in self._waiting:
+            fut.cancel()
 
 
 @dataclass(frozen=True)

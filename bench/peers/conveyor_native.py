@@ -15,7 +15,7 @@ from conveyor.client import Client as SyncClient
 from conveyor.testing import ServerProcess
 from conveyor.types import SendEntry
 
-from . import make_body
+from . import Waits, make_body
 
 
 def available(settings: dict[str, Any]) -> str | None:
@@ -87,16 +87,21 @@ class Client:
     ) -> int:
         done = 0
         end = time.monotonic() + seconds
+        waits = Waits()
         async with AsyncClient(self.addr) as c:
             await c.ping()
 
             async def worker() -> None:
                 nonlocal done
                 while done < expected and time.monotonic() < end:
-                    msgs = await c.receive(queue, batch, wait_s=0.2)
+                    msgs = await waits.wait(c.receive(queue, batch, wait_s=0.2))
+                    if msgs is None:
+                        return
                     if msgs:
                         await c.delete_batch(queue, [m.receipt_handle for m in msgs])
                         done += len(msgs)
+                        if done >= expected:
+                            waits.end()
 
             await asyncio.gather(*(worker() for _ in range(workers)))
         return done

@@ -25,7 +25,7 @@ from typing import Any
 import nats
 from nats.js import api
 
-from . import Child, free_port, make_body, port_open, wait_until
+from . import Child, Waits, free_port, make_body, port_open, wait_until
 
 SUBJECT_PREFIX = "bench."
 
@@ -183,18 +183,23 @@ class Client:
             js = nc.jetstream()
             done = 0
             end = time.monotonic() + seconds
+            waits = Waits()
 
             async def worker() -> None:
                 nonlocal done
                 sub = await js.pull_subscribe_bind("bench", stream=self._stream(queue))
                 while done < expected and time.monotonic() < end:
                     try:
-                        msgs = await sub.fetch(batch, timeout=0.5)
+                        msgs = await waits.wait(sub.fetch(batch, timeout=0.5))
                     except (TimeoutError, nats.errors.TimeoutError):
                         continue
+                    if msgs is None:
+                        break
                     for m in msgs:
                         await m.ack()
                     done += len(msgs)
+                    if done >= expected:
+                        waits.end()
                 await sub.unsubscribe()
 
             await asyncio.gather(*(worker() for _ in range(workers)))

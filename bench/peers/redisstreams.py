@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from . import Child, free_port, make_body, wait_until
+from . import Child, Waits, free_port, make_body, wait_until
 
 GROUP = "bench"
 
@@ -144,15 +144,23 @@ class Client:
             done = 0
             end = time.monotonic() + seconds
 
+            waits = Waits()
+
             async def worker(k: int) -> None:
                 nonlocal done
                 while done < expected and time.monotonic() < end:
-                    got = await r.xreadgroup(GROUP, f"c{k}", {queue: ">"}, count=batch, block=200)
+                    got = await waits.wait(
+                        r.xreadgroup(GROUP, f"c{k}", {queue: ">"}, count=batch, block=200)
+                    )
+                    if waits.over and got is None:
+                        return
                     if not got:
                         continue
                     ids = [mid for mid, _ in got[0][1]]
                     await self._ack_delete(r, queue, ids)
                     done += len(ids)
+                    if done >= expected:
+                        waits.end()
 
             await asyncio.gather(*(worker(k) for k in range(workers)))
             return done
