@@ -113,7 +113,7 @@ class ReceiptSigner:
         text = binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).decode("ascii")
         out = [text[i : i + _HANDLE_CHARS] for i in range(0, len(text), _HANDLE_CHARS)]
         recent, order = self._recent, self._recent_order
-        recent.update(zip(out, receipts))
+        recent.update(zip(out, receipts, strict=True))
         order.extend(out)
         while len(order) > recent_handles_max:
             try:  # forget the oldest (another thread may have just done so)

@@ -193,6 +193,32 @@ def test_the_event_loop_fsyncs_small_rounds_itself(
     run(main())
 
 
+def test_a_send_and_the_lease_of_the_long_poll_it_wakes_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO receive waits for its lease. When a send on the loop wakes it, it resumes
+    in the next round, before the fsync the send waits for, so that fsync covers both."""
+    syncs: list[int] = []
+
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs.fifo")
+            await broker.send("jobs.fifo", "warm", group_id="g", dedup_id="w")  # grows the file
+            first = await broker.receive("jobs.fifo", 1)
+            await broker.delete("jobs.fifo", first[0].receipt_handle)
+            _count_syncs(monkeypatch, syncs)
+            poll = asyncio.create_task(broker.receive("jobs.fifo", 1, wait_s=5))
+            await asyncio.sleep(0.05)
+            assert len(broker.sync._queues["jobs.fifo"].parked) == 1
+            syncs.clear()
+            await broker.send("jobs.fifo", "hello", group_id="g", dedup_id="h")
+            got = await poll
+            assert [m.body for m in got] == [b"hello"]
+            assert len(syncs) == 1
+
+    run(main())
+
+
 def test_the_event_loop_spends_at_most_half_its_time_in_fsync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,10 +96,11 @@ def _waker(loop: asyncio.AbstractEventLoop) -> _LoopWaker:
 
 class _LoopSyncer:
     """Small fsync rounds run by the event loop itself: the requests of one loop round
-    share one fsync, run after the round that follows it. That one round of delay lets
-    what the first round set off join the same fsync — a send wakes a parked long poll,
-    which appends its delivery in the next round — instead of waiting for an fsync of
-    its own.
+    share one fsync, run in the round that follows it. What the first round set off
+    joins that fsync when its callback was scheduled before the first wait: a send wakes
+    a parked long poll before it waits, so the poll's delivery (appended when it resumes,
+    ahead of the fsync in the loop's queue) shares the send's fsync instead of waiting
+    for one of its own.
 
     The loop does nothing else while it fsyncs, so it keeps to at most half its time
     in fsyncs: a round that comes sooner after the last one than that one took goes to
@@ -113,14 +114,11 @@ class _LoopSyncer:
     def add(self, log: FileLog, offset: int, done: _Done, from_any_thread: _AnyThread) -> None:
         pending = self._pending
         if not pending:
-            asyncio.get_running_loop().call_soon(self._next_round)
+            asyncio.get_running_loop().call_soon(self._run)
         waits = pending.get(log)
         if waits is None:
             waits = pending[log] = []
         waits.append((offset, done, from_any_thread))
-
-    def _next_round(self) -> None:
-        asyncio.get_running_loop().call_soon(self._run)
 
     def _run(self) -> None:
         pending, self._pending = self._pending, {}
@@ -156,7 +154,16 @@ def _syncer(loop: asyncio.AbstractEventLoop) -> _LoopSyncer:
     return syncer
 
 
-def durable(waits: Waits) -> asyncio.Future[None] | None:
+class DurableFuture(asyncio.Future[None]):
+    """The future :func:`durable` returns. Besides done-callbacks (run a loop round
+    later, as for any future) it takes one ``direct`` callback, run at once when the
+    future resolves: the native server's request runner (``_Answer``) sets it, so an
+    answer is written in the round whose fsync made it durable, not in the next one."""
+
+    direct: Callable[[asyncio.Future[None]], None] | None = None
+
+
+def durable(waits: Waits) -> DurableFuture | None:
     """A future that resolves when every (partition, offset) in ``waits`` is durable;
     ``None`` when they already are."""
     # already durable: a receive of messages sent a while ago waits for nothing (it
@@ -166,7 +173,7 @@ def durable(waits: Waits) -> asyncio.Future[None] | None:
         return None
     loop = asyncio.get_running_loop()
     waker = _waker(loop)
-    fut: asyncio.Future[None] = loop.create_future()
+    fut = DurableFuture(loop=loop)
     pending = [len(waits)]
 
     def done(exc: BaseException | None) -> None:
@@ -174,10 +181,15 @@ def durable(waits: Waits) -> asyncio.Future[None] | None:
             return
         if exc is not None:
             fut.set_exception(exc)
-            return
-        pending[0] -= 1
-        if pending[0] == 0:
+        else:
+            pending[0] -= 1
+            if pending[0]:
+                return
             fut.set_result(None)
+        direct = fut.direct
+        if direct is not None:
+            fut.direct = None
+            direct(fut)
 
     def from_any_thread(exc: BaseException | None = None) -> None:
         waker.call(done, exc)

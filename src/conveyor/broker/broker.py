@@ -136,14 +136,20 @@ class _Queue:
 class Parked:
     """One parked asyncio receiver: a future resolved from any thread by ``wake``."""
 
-    __slots__ = ("future", "loop")
+    __slots__ = ("future", "loop", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
+        self.thread = threading.get_ident()  # the loop's: it is made by a receive on it
 
     def wake(self, q: _Queue) -> None:
-        self.loop.call_soon_threadsafe(self._resolve, q)
+        if threading.get_ident() == self.thread and not self.future.done():
+            # on the loop (a send there): resolved now, the receiver resumes in the next
+            # round, ahead of the fsync the send waits for, and its lease shares it
+            self.future.set_result(None)
+        else:
+            self.loop.call_soon_threadsafe(self._resolve, q)
 
     def _resolve(self, q: _Queue) -> None:
         if self.future.done():
