@@ -15,7 +15,8 @@ Two kinds of metrics:
   one small lock per queue (:class:`SendDurations`): both are per request, so they
   cost a fraction of a ``prometheus_client`` child's ``inc``/``observe``, and are
   exposed exactly as a ``Counter`` and a ``Histogram`` would be (same samples,
-  ``_created`` included). The fsync latency is a ``prometheus_client`` histogram.
+  ``_created`` included). The fsync latency, observed once per sync round on the path
+  of the requests waiting for it, uses the same series unlabelled (:class:`Durations`).
 * **read at scrape time** — depth, bytes, oldest age, parked long polls, log size,
   connections: a custom collector asks the broker (``queue_samples()``) and the node
   (the connection source) when Prometheus scrapes, so nothing is kept up to date in
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -53,6 +54,7 @@ from prometheus_client.utils import floatToGoString
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_GROUP",
+    "Durations",
     "Metrics",
     "MsHistogram",
     "PartitionMetrics",
@@ -318,14 +320,7 @@ class SendDurations(Collector):
     def __init__(self, name: str, documentation: str, buckets_s: Sequence[float]) -> None:
         self.name = name
         self.documentation = documentation
-        bounds = [float(b) for b in buckets_s]
-        if bounds != sorted(bounds):
-            raise ValueError("Buckets not in sorted order")
-        if not bounds or bounds[-1] != float("inf"):
-            bounds.append(float("inf"))
-        self._bounds = bounds
-        go_float = cast(Callable[[float], str], floatToGoString)  # the `le` it writes
-        self._le = [go_float(b) for b in bounds]
+        self._bounds, self._le = _histogram_bounds(buckets_s)
         self._series: dict[str, SendDuration] = {}
         self._lock = threading.Lock()
 
@@ -347,18 +342,59 @@ class SendDurations(Collector):
             series = list(self._series.items())
         for queue, s in series:
             counts, total = s.snapshot()
-            buckets: list[tuple[str, float]] = []
-            acc = 0.0
-            for le, n in zip(self._le, counts, strict=True):
-                acc += n
-                buckets.append((le, acc))
-            family.add_metric([queue], buckets, total)
+            family.add_metric([queue], _cumulative(self._le, counts), total)
             if created:
                 family.add_sample(self.name + "_created", {"queue": queue}, s.created)
         return [family]
 
     def describe(self) -> Iterable[Metric]:
         return [HistogramMetricFamily(self.name, self.documentation, labels=["queue"])]
+
+
+class Durations(Collector):
+    """An unlabelled histogram of seconds with the cheap series of :class:`SendDurations`
+    (``observe`` from any thread: a bisect and a lock held for two adds), exposed as a
+    ``prometheus_client`` ``Histogram`` would be. The fsync latency: observed once per
+    sync round, on the path of every request that waits for one."""
+
+    def __init__(self, name: str, documentation: str, buckets_s: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        bounds, self._le = _histogram_bounds(buckets_s)
+        self._series = SendDuration(bounds)
+        self.observe = self._series.observe
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation)
+        counts, total = self._series.snapshot()
+        family.add_metric([], _cumulative(self._le, counts), total)
+        if _use_created():
+            family.add_sample(self.name + "_created", {}, self._series.created)
+        return [family]
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+
+def _histogram_bounds(buckets_s: Sequence[float]) -> tuple[list[float], list[str]]:
+    """Bucket bounds ending with +Inf, and the ``le`` label of each as
+    ``prometheus_client`` writes it; checked as its ``Histogram`` checks them."""
+    bounds = [float(b) for b in buckets_s]
+    if bounds != sorted(bounds):
+        raise ValueError("Buckets not in sorted order")
+    if not bounds or bounds[-1] != float("inf"):
+        bounds.append(float("inf"))
+    go_float = cast(Callable[[float], str], floatToGoString)
+    return bounds, [go_float(b) for b in bounds]
+
+
+def _cumulative(le: list[str], counts: list[int]) -> list[tuple[str, float]]:
+    buckets: list[tuple[str, float]] = []
+    acc = 0.0
+    for bound, n in zip(le, counts, strict=True):
+        acc += n
+        buckets.append((bound, acc))
+    return buckets
 
 
 class Metrics:
@@ -373,13 +409,13 @@ class Metrics:
             send_buckets_s,
         )
         r.register(self.send_duration)
-        self.fsync_duration = Histogram(
+        self.fsync_duration = Durations(
             "conveyor_fsync_duration_seconds",
             "Duration of each fsync (or fdatasync) of log segments and their directories "
             "on this node.",
-            buckets=fsync_buckets_s,
-            registry=r,
+            fsync_buckets_s,
         )
+        r.register(self.fsync_duration)
         self.requests = RequestCounter(
             "conveyor_requests",
             "Requests answered, by API (sqs, native, admin), action and result code "

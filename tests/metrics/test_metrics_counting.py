@@ -14,7 +14,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from conveyor.metrics import Metrics, RequestCounter, SendDurations, send_buckets_s
+from conveyor.metrics import (
+    Durations,
+    Metrics,
+    RequestCounter,
+    SendDurations,
+    fsync_buckets_s,
+    send_buckets_s,
+)
 
 DOC = "Some help."
 
@@ -60,6 +67,18 @@ def test_send_durations_are_exposed_as_a_histogram(fixed_time: None) -> None:
         reference.labels(queue).observe(v)
     durations.remove("gone")
     reference.remove("gone")
+    assert generate_latest(ours) == generate_latest(theirs)
+
+
+def test_durations_are_exposed_as_an_unlabelled_histogram(fixed_time: None) -> None:
+    ours = CollectorRegistry()
+    durations = Durations("sync_seconds", DOC, fsync_buckets_s)
+    ours.register(durations)
+    theirs = CollectorRegistry()
+    reference = Histogram("sync_seconds", DOC, buckets=fsync_buckets_s, registry=theirs)
+    for v in [0.0, 0.0001, 0.00013, 0.0005, 0.002, 0.05, 1.0, 1e9]:
+        durations.observe(v)
+        reference.observe(v)
     assert generate_latest(ours) == generate_latest(theirs)
 
 
