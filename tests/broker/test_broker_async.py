@@ -80,7 +80,9 @@ def test_long_poll_wakes_on_send(tmp_path: Path) -> None:
             msgs = await poll
             woke = time.monotonic() - sent_at
             assert [m.text for m in msgs] == ["ping"]
-            assert woke < 0.05, woke
+            # woken by the send, not by the end of its 10 s wait (how soon is a
+            # benchmark's question: a stalled disk under CI can take tens of ms)
+            assert woke < 1.0, woke
             assert time.monotonic() - started < 5
 
     run(main())
