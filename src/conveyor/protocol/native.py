@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Sequence
-from typing import Final, Literal, NoReturn, TypeAlias, cast
+from typing import Any, Final, Literal, NoReturn, TypeAlias, cast
 
 import msgspec
 
@@ -246,7 +246,7 @@ def _no_extensions(code: int, data: memoryview) -> object:
 
 
 # Created once: msgspec decoders hold no per-call state.
-_DECODERS: Final = {
+_DECODERS: Final[dict[Role, msgspec.msgpack.Decoder[Any]]] = {
     Role.SERVER: msgspec.msgpack.Decoder(ClientMessage, ext_hook=_no_extensions),
     Role.CLIENT: msgspec.msgpack.Decoder(ServerMessage, ext_hook=_no_extensions),
 }
