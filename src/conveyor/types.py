@@ -8,6 +8,7 @@ from conveyor.partition.records import MessageAttribute
 from conveyor.queue import QueueConfig
 
 __all__ = [
+    "BatchEntry",
     "Message",
     "MessageAttribute",
     "QueueInfo",
@@ -26,6 +27,11 @@ class SendEntry(msgspec.Struct, kw_only=True):
     group_id: str | None = None
     dedup_id: str | None = None
     system: dict[str, str] | None = None
+
+
+# What ``send_batch`` takes per message: a SendEntry, or a bare body (bytes or str) for a
+# message with nothing but a body.
+BatchEntry = SendEntry | bytes | str
 
 
 class SendResult(msgspec.Struct, kw_only=True, frozen=True):

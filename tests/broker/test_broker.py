@@ -177,6 +177,16 @@ def test_batches_with_per_entry_errors(broker: conveyor.Broker) -> None:
         broker.send_batch("q", [])
 
 
+def test_a_batch_takes_bare_bodies(broker: conveyor.Broker) -> None:
+    broker.create_queue("q")
+    results = broker.send_batch("q", ["text", b"bytes", SendEntry(body="entry", delay_s=0)])
+    assert all(not isinstance(r, Exception) for r in results)
+    assert sorted(m.text for m in broker.receive("q", 10)) == ["bytes", "entry", "text"]
+    bad = broker.send_batch("q", ["ok", 42])  # type: ignore[list-item]
+    assert not isinstance(bad[0], Exception)
+    assert isinstance(bad[1], errors.InvalidParameterValue) and "not int" in str(bad[1])
+
+
 def test_delay(broker: conveyor.Broker, clock: FakeClock) -> None:
     broker.create_queue("q", {"delay_s": 10})
     broker.send("q", "queue-delay")

@@ -90,6 +90,23 @@ def test_async_client_reconnects_after_restart(fresh_server: ServerProcess, qnam
     asyncio.run(main())
 
 
+def test_sync_client_sends_after_a_restart(fresh_server: ServerProcess, qname: str) -> None:
+    """A server that restarted while the client's connection sat idle: the next send,
+    not idempotent, goes to a new connection instead of failing as ConnectionLost."""
+    with Client(fresh_server.native_address, retry=RetryPolicy(attempts=60)) as c:
+        c.create_queue(qname)
+        c.send(qname, "before")
+        fresh_server.terminate()  # SIGTERM: the server says goodbye on the connection
+        fresh_server.start()
+        c.send(qname, "after")
+        fresh_server.kill()  # SIGKILL: the kernel closes the connection
+        fresh_server.start()
+        c.send(qname, "again")
+        msgs = c.receive(qname, 10, wait_s=1)
+        assert sorted(m.body for m in msgs) == [b"after", b"again", b"before"]
+        assert c.connections_made == 3
+
+
 def test_no_server_fails_fast_with_connect_failed() -> None:
     port = free_port()
     started = time.monotonic()

@@ -98,6 +98,22 @@ def test_batches_above_the_protocol_limit_are_split(client: Client, qname: str) 
     assert client.delete_batch(qname, [m.receipt_handle for m in msgs]) == [None] * 1200
 
 
+def test_a_batch_takes_bare_bodies(client: Client, server: ServerProcess, qname: str) -> None:
+    client.create_queue(qname)
+    results = client.send_batch(qname, ["text", b"bytes", SendEntry(body="entry")])
+    assert all(isinstance(r, SendResult) for r in results)
+    with pytest.raises(TypeError, match="not int"):
+        client.send_batch(qname, ["ok", 42])  # type: ignore[list-item]
+
+    async def main() -> None:
+        async with AsyncClient(server.native_address) as ac:
+            assert all(isinstance(r, SendResult) for r in await ac.send_batch(qname, ["async"]))
+
+    asyncio.run(main())
+    got = client.receive(qname, 10, wait_s=1)
+    assert sorted(m.body for m in got) == [b"async", b"bytes", b"entry", b"text"]
+
+
 def test_fifo_dedup_and_redrive(client: Client, qname: str) -> None:
     dlq, q = f"{qname}-dlq.fifo", f"{qname}.fifo"
     client.create_queue(dlq)

@@ -36,7 +36,7 @@ from conveyor import errors
 from conveyor.broker.broker import Broker, Parked, Pick, Waits, _Queue
 from conveyor.storage import bounds
 from conveyor.storage.file_log import FileLog
-from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
+from conveyor.types import BatchEntry, Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
 
 class _LoopWaker:
@@ -279,7 +279,7 @@ class AsyncBroker:
         return result
 
     async def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         start = time.perf_counter()
         observe = self.sync._queue(queue).m.send_duration.observe

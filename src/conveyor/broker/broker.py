@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
@@ -40,6 +40,7 @@ from conveyor.partition.state import MOVING, Capture, PartitionState
 from conveyor.queue import make_config, update_config, validate_name
 from conveyor.receipt import Receipt, ReceiptSigner
 from conveyor.types import (
+    BatchEntry,
     Message,
     MessageAttribute,
     QueueInfo,
@@ -627,7 +628,7 @@ class Broker:
         return result
 
     def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages in one write; a result or an error per entry, in order."""
         start = time.perf_counter()
@@ -638,7 +639,7 @@ class Broker:
         return results
 
     def send_begin(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> tuple[list[SendResult | errors.ConveyorError], Waits]:
         """Decide and commit a send; the results hold once ``waits`` are durable."""
         q = self._queue(queue)
@@ -730,9 +731,18 @@ class Broker:
         n = next(self._id_counter) & 0xFFFF_FFFF_FFFF_FFFF
         return self._id_prefix + n.to_bytes(8, "big").hex("-", 6)  # "xxxx-xxxxxxxxxxxx"
 
-    def _prepare_append(self, q: _Queue, entry: SendEntry, now: int) -> R.Append:
+    def _prepare_append(self, q: _Queue, batch_entry: BatchEntry, now: int) -> R.Append:
         cfg = q.meta.config
-        body = entry.body
+        try:
+            body = batch_entry.body  # type: ignore[union-attr]  # the usual case: an entry
+        except AttributeError:
+            if not isinstance(batch_entry, bytes | str):
+                raise errors.InvalidParameterValue(
+                    f"a batch entry is a SendEntry, bytes or str, not {type(batch_entry).__name__}"
+                ) from None
+            batch_entry = SendEntry(body=batch_entry)  # a bare body
+            body = batch_entry.body
+        entry = cast(SendEntry, batch_entry)
         if type(body) is not bytes:  # the common case first: this runs per message
             if isinstance(body, str):
                 body = body.encode("utf-8")

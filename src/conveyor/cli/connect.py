@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from conveyor import errors
 from conveyor.cli.exits import UsageError
-from conveyor.types import Message, QueueInfo, SendEntry, SendResult
+from conveyor.types import BatchEntry, Message, QueueInfo, SendResult
 
 ADDRESS_ENV = "CONVEYOR_ADDRESS"
 ADDRESS_DEFAULT = "127.0.0.1:9325"
@@ -35,7 +35,7 @@ class Api(Protocol):
     def purge_queue(self, name: str) -> None: ...
 
     def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]: ...
 
     def receive(

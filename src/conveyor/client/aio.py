@@ -40,7 +40,7 @@ from conveyor.client.errors import ClientClosed, ConnectFailed, ConnectionLost, 
 from conveyor.client.producer import AsyncProducer
 from conveyor.client.retry import should_retry
 from conveyor.protocol import native as n
-from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
+from conveyor.types import BatchEntry, Message, MessageAttribute, QueueInfo, SendResult
 
 __all__ = ["AsyncClient"]
 
@@ -480,7 +480,7 @@ class AsyncClient(calls.ClientOptions):
         )
 
     async def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages; a result or an error per entry, in order. Batches above
         the protocol's entry or frame limit are split and the parts sent pipelined."""

@@ -33,7 +33,15 @@ from conveyor import errors, limits
 from conveyor.client.retry import RetryPolicy, Safety
 from conveyor.protocol import native as n
 from conveyor.queue import QueueConfig
-from conveyor.types import Message, MessageAttribute, QueueInfo, QueueStats, SendEntry, SendResult
+from conveyor.types import (
+    BatchEntry,
+    Message,
+    MessageAttribute,
+    QueueInfo,
+    QueueStats,
+    SendEntry,
+    SendResult,
+)
 
 T = TypeVar("T")
 R = TypeVar("R", bound=n.Response)
@@ -196,6 +204,13 @@ def messages(queue: str, wire: list[n.Message]) -> list[Message]:
     ]
 
 
+def bare_entry(body: object) -> SendEntry:
+    """The entry of a batch given as a bare body (bytes or str)."""
+    if not isinstance(body, bytes | str):
+        raise TypeError(f"a batch entry is a SendEntry, bytes or str, not {type(body).__name__}")
+    return SendEntry(body=body)
+
+
 def wire_entry(e: SendEntry) -> n.SendEntry:
     return n.SendEntry(
         body=_body(e.body),
@@ -258,7 +273,7 @@ class WireBatch:
     checked: bool  # every entry's types proved (module docstring)
 
 
-def wire_batch(entries: Sequence[SendEntry]) -> WireBatch:
+def wire_batch(entries: Sequence[BatchEntry]) -> WireBatch:
     """:func:`wire_entry` and :func:`entry_bytes` of every entry, in one pass. An entry
     with only a body (the usual case) takes a short cut to the same wire entry."""
     wire: list[n.SendEntry] = []
@@ -267,6 +282,8 @@ def wire_batch(entries: Sequence[SendEntry]) -> WireBatch:
     _Entry, overhead = n.SendEntry, entry_overhead_bytes
     add, add_size = wire.append, sizes.append
     for e in entries:
+        if not isinstance(e, SendEntry):
+            e = bare_entry(e)
         if (
             not e.attributes
             and e.delay_s is None

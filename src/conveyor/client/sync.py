@@ -42,7 +42,10 @@ buffer, so it never waits), its answer one ``poll`` and one ``recv``. A socket w
 Python timeout would ``poll`` before every ``send`` and ``recv`` as well, and a selector
 adds its own bookkeeping: five system calls a round trip instead of three. A ``send``
 that finds the buffer full waits for room with ``poll``, up to ``timeout_s`` (a server
-that stops reading fails the connection).
+that stops reading fails the connection). Nobody reads an idle connection, so a request
+written after a pause first looks for a close by the server with one ``poll`` that
+does not wait (``idle_check_s``): after a server restart the request goes to a new
+connection instead of into the dead one.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from conveyor.client.aio import read_chunk_bytes
 from conveyor.client.errors import ClientClosed, ConnectFailed, ConnectionLost, Timeout
 from conveyor.client.retry import should_retry
 from conveyor.protocol import native as n
-from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
+from conveyor.types import BatchEntry, Message, MessageAttribute, QueueInfo, SendResult
 
 if TYPE_CHECKING:
     from conveyor.client.consumer import Consumer
@@ -73,6 +76,11 @@ log = logging.getLogger("conveyor.client")
 T = TypeVar("T")
 
 _FINAL_REFUSALS = (errors.AccessDenied, errors.InvalidSecurity, n.ProtocolError)
+# A connection that received nothing for this long is looked at (one poll that does
+# not wait) before a request is written to it: an idle socket has no reader, so a close
+# by the server is seen only then. Shorter than any server restart; a client sending
+# steadily never pays the poll.
+idle_check_s = 0.05
 
 
 class _Deadline(Exception):
@@ -201,6 +209,13 @@ class _Connection:
     # -- one request
     def request(self, req: n.Request, deadline: float, checked: bool = False) -> n.Response:
         with self.lock:
+            if (
+                not self.slots
+                and not self.reading
+                and self.closed is None
+                and time.monotonic() - self.last_rx >= idle_check_s
+            ):
+                self._check_idle_locked()
             while self.closed is None and self.conn.inflight >= self.conn.max_inflight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -222,6 +237,24 @@ class _Connection:
         except OSError as exc:
             self.fail(exc)
         return self._wait(slot, deadline)
+
+    def _check_idle_locked(self) -> None:
+        """Nothing is in flight and nobody reads, so a server that closed the connection
+        meanwhile (a restart, a drain) went unnoticed. Look without waiting: if the
+        close is there, the connection fails now and the request goes to a new one as
+        never sent, instead of being written into a dead socket and failing with an
+        unknown outcome (which a send does not retry)."""
+        try:
+            if not self.poller.poll(0):
+                return
+            data = self.sock.recv(read_chunk_bytes)
+        except BlockingIOError:
+            return
+        except (OSError, ValueError) as exc:
+            self._fail_locked(exc)
+            return
+        self.last_rx = time.monotonic()
+        self._feed_locked(data)  # b"" (the close) or the server's goodbye fails it
 
     def _send_all(self, data: bytes | bytearray) -> None:
         """Write all of ``data`` (under the write lock). TimeoutError (an OSError) if it
@@ -505,7 +538,7 @@ class Client(calls.ClientOptions):
         )
 
     def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         """Send many messages; a result or an error per entry, in order. Batches above
         the protocol's entry or frame limit are split into several requests."""

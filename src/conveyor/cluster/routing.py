@@ -29,7 +29,7 @@ from conveyor.partition import records as R
 from conveyor.protocol import native as n
 from conveyor.receipt import partition_of
 from conveyor.server.native import NativeHandler
-from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
+from conveyor.types import BatchEntry, Message, MessageAttribute, QueueInfo, SendResult
 
 log = logging.getLogger("conveyor.cluster")
 
@@ -343,14 +343,14 @@ class RoutedBroker(AsyncBroker):
         return result
 
     async def send_batch(
-        self, queue: str, entries: Sequence[SendEntry]
+        self, queue: str, entries: Sequence[BatchEntry]
     ) -> list[SendResult | errors.ConveyorError]:
         if queue not in self.cluster.queues or not entries:
             return await self.local.send_batch(queue, entries)
         groups: dict[str, list[int]] = {}
         if self._is_fifo(queue):
             for i, entry in enumerate(entries):
-                index = self._fifo_partition(queue, entry.group_id)
+                index = self._fifo_partition(queue, getattr(entry, "group_id", None))
                 node = await self._partition_leader(queue, index)
                 groups.setdefault(node, []).append(i)
         else:
