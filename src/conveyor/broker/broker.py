@@ -1100,19 +1100,18 @@ class Broker:
     ) -> tuple[list[errors.ConveyorError | None], Waits]:
         q = self._queue(queue)
         results: list[errors.ConveyorError | None] = [None] * len(receipt_handles)
-        receipts: list[tuple[int, Receipt]] = []
+        receipts: list[Receipt] = []
         for i, handle in enumerate(receipt_handles):
             try:
-                receipts.append((i, self._receipt(q, handle)))
+                receipts.append(self._receipt(q, handle))
             except errors.ConveyorError as exc:
                 results[i] = exc
         now = self._now()
         waits: dict[int, tuple[Partition, int]] = {}
         with self._locked(q):
             acks: dict[int, dict[int, None]] = {}  # partition -> offsets, in order, once
-            for _, r in receipts:
-                part = q.partitions[r.partition]
-                if part.state.decide_ack(r.offset, r.receive_count):
+            for r in receipts:
+                if q.partitions[r.partition].state.ackable(r.offset, r.receive_count):
                     acks.setdefault(r.partition, {})[r.offset] = None
             for p, offsets in acks.items():  # one Ack record per partition
                 part = q.partitions[p]

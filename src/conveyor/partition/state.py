@@ -901,12 +901,16 @@ class PartitionState:
 
     def decide_ack(self, offset: int, receive_count: int) -> list[R.Record]:
         """Delete: a no-op (already gone, or a stale receipt of an older delivery)."""
-        chunk, i = self._slot(offset)
-        if chunk is None or chunk.status[i] in (GONE, MOVING):
-            return []
-        if chunk.rc[i] != receive_count:
-            return []
-        return [R.Ack(offsets=[offset])]
+        return [R.Ack(offsets=[offset])] if self.ackable(offset, receive_count) else []
+
+    def ackable(self, offset: int, receive_count: int) -> bool:
+        """Whether a delete of this delivery removes the message (:meth:`decide_ack`
+        without the record: a batch of deletes writes one ``Ack`` for all of them)."""
+        chunk = self._chunks.get(offset >> CHUNK_BITS)
+        if chunk is None:
+            return False
+        i = offset & _CHUNK_MASK
+        return chunk.rc[i] == receive_count and chunk.status[i] not in (GONE, MOVING)
 
     def check_visibility(self, offset: int, receive_count: int, timeout_ms: int, now: int) -> int:
         """Validate a visibility change; returns the new ``visible_at``."""
