@@ -74,6 +74,9 @@ fsync_interval_ms_default = 50  # for fsync="interval"
 checkpoint_interval_records = 100_000  # records between partition checkpoints
 compaction_live_ratio_max = 0.25  # a sealed segment with less live data is rewritten
 
+# --- server --------------------------------------------------------------------
+busy_poll_us_max = 10_000  # the longest an idle event loop may spin before it sleeps
+
 # --- receipt handles ----------------------------------------------------------
 receipt_handle_mac_bytes = 16
 

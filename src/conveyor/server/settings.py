@@ -11,9 +11,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from conveyor import limits
 
 ENV_PREFIX = "CONVEYOR_"
 
@@ -41,6 +43,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_insync: int = 2
     lease_ttl_ms: int = 3_000
     replace_after_s: float = 60.0  # a node gone this long has its replicas replaced
+    # µs the event loop looks for I/O before it sleeps (conveyor.server.busy_poll); 0: off
+    busy_poll_us: Annotated[int, msgspec.Meta(ge=0, le=limits.busy_poll_us_max)] = 0
 
 
 FIELDS = {name: Settings.__annotations__[name] for name in Settings.__struct_fields__}
