@@ -251,6 +251,17 @@ SPECS: list[Spec] = [
         has_sqs=True,
     ),
     Spec(
+        name="conveyor-busypoll",
+        title="Conveyor, busy poll 200 µs",
+        module="conveyor_native",
+        fsync="yes",
+        durability="as for Conveyor; `--busy-poll-us 200`: the idle event loop polls for "
+        "I/O up to 200 µs before it sleeps (CPU for sooner answers)",
+        pipelined="as for Conveyor",
+        consume="as for Conveyor",
+        settings={"busy_poll_us": 200},
+    ),
+    Spec(
         name="rabbitmq-classic",
         title="RabbitMQ 3.10 classic durable queue",
         module="rabbit",

@@ -24,7 +24,8 @@ def available(settings: dict[str, Any]) -> str | None:
 
 class Server:
     def __init__(self, workdir: Path, settings: dict[str, Any]) -> None:
-        self.proc = ServerProcess(workdir / "data", fsync="always", log_level="warning")
+        extra = {"busy_poll_us": settings["busy_poll_us"]} if "busy_poll_us" in settings else {}
+        self.proc = ServerProcess(workdir / "data", fsync="always", log_level="warning", **extra)
         self.version = f"conveyor {getattr(conveyor, '__version__', '?')}"
 
     def start(self) -> dict[str, Any]:
