@@ -104,6 +104,10 @@ def test_a_batch_takes_bare_bodies(client: Client, server: ServerProcess, qname:
     assert all(isinstance(r, SendResult) for r in results)
     with pytest.raises(TypeError, match="not int"):
         client.send_batch(qname, ["ok", 42])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="body is bytes or str, not int"):
+        client.send_batch(qname, [SendEntry(body=5)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="body is bytes or str, not int"):
+        client.send(qname, 5)  # type: ignore[arg-type]
 
     async def main() -> None:
         async with AsyncClient(server.native_address) as ac:

@@ -178,7 +178,12 @@ def _attributes(wire: dict[str, n.MessageAttribute]) -> dict[str, MessageAttribu
 
 
 def _body(body: bytes | str) -> bytes:
-    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    # bytes(5) would be five zero bytes
+    raise TypeError(f"a message body is bytes or str, not {type(body).__name__}")
 
 
 def messages(queue: str, wire: list[n.Message]) -> list[Message]:
@@ -202,13 +207,6 @@ def messages(queue: str, wire: list[n.Message]) -> list[Message]:
         )
         for m in wire
     ]
-
-
-def bare_entry(body: object) -> SendEntry:
-    """The entry of a batch given as a bare body (bytes or str)."""
-    if not isinstance(body, bytes | str):
-        raise TypeError(f"a batch entry is a SendEntry, bytes or str, not {type(body).__name__}")
-    return SendEntry(body=body)
 
 
 def wire_entry(e: SendEntry) -> n.SendEntry:
@@ -282,8 +280,10 @@ def wire_batch(entries: Sequence[BatchEntry]) -> WireBatch:
     _Entry, overhead = n.SendEntry, entry_overhead_bytes
     add, add_size = wire.append, sizes.append
     for e in entries:
-        if not isinstance(e, SendEntry):
-            e = bare_entry(e)
+        if isinstance(e, bytes | str):
+            e = SendEntry(body=e)  # a bare body
+        elif not hasattr(e, "body"):  # entries are duck-typed: a node forwards wire ones
+            raise TypeError(f"a batch entry is a SendEntry, bytes or str, not {type(e).__name__}")
         if (
             not e.attributes
             and e.delay_s is None
