@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from conveyor import errors, limits
@@ -95,13 +95,12 @@ class ReceiptSigner:
             receipt.queue_uid, [(receipt.partition, receipt.offset, receipt.receive_count)]
         )[0]
 
-    def issue_many(self, queue_uid: bytes, deliveries: Iterable[tuple[int, int, int]]) -> list[str]:
+    def issue_many(self, queue_uid: bytes, deliveries: Sequence[tuple[int, int, int]]) -> list[str]:
         """Handles for (partition, offset, receive count) deliveries of one queue: what a
         receive hands out, one loop with the per-call lookups done once."""
         pack, keyed = _BODY.pack, self._keyed
         parts: list[bytes] = []
         add = parts.append
-        deliveries = list(deliveries)
         for partition, offset, rc in deliveries:
             body = pack(VERSION, queue_uid, partition, offset, rc)
             h = keyed.copy()

@@ -34,6 +34,17 @@ class SendEntry(msgspec.Struct, kw_only=True):
 BatchEntry = SendEntry | bytes | str
 
 
+def entry_of(e: object) -> SendEntry:
+    """The entry a batch item stands for: a bare body becomes a SendEntry; anything else
+    with a ``body`` passes as it is (entries are duck-typed: a cluster node forwards the
+    wire entries it received); TypeError for the rest."""
+    if isinstance(e, bytes | str):
+        return SendEntry(body=e)
+    if not hasattr(e, "body"):
+        raise TypeError(f"a batch entry is a SendEntry, bytes or str, not {type(e).__name__}")
+    return e  # type: ignore[return-value]  # duck-typed, see above
+
+
 class SendResult(msgspec.Struct, kw_only=True, frozen=True):
     message_id: str
     sequence_number: str | None = None

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import msgspec
 
@@ -47,6 +47,7 @@ from conveyor.types import (
     QueueStats,
     SendEntry,
     SendResult,
+    entry_of,
 )
 
 log = logging.getLogger("conveyor.broker")
@@ -733,16 +734,15 @@ class Broker:
 
     def _prepare_append(self, q: _Queue, batch_entry: BatchEntry, now: int) -> R.Append:
         cfg = q.meta.config
+        entry: SendEntry = batch_entry  # type: ignore[assignment]  # checked just below
         try:
-            body = batch_entry.body  # type: ignore[union-attr]  # the usual case: an entry
+            body = entry.body  # the usual case: an entry, and no call per message
         except AttributeError:
-            if not isinstance(batch_entry, bytes | str):
-                raise errors.InvalidParameterValue(
-                    f"a batch entry is a SendEntry, bytes or str, not {type(batch_entry).__name__}"
-                ) from None
-            batch_entry = SendEntry(body=batch_entry)  # a bare body
-            body = batch_entry.body
-        entry = cast(SendEntry, batch_entry)
+            try:
+                entry = entry_of(batch_entry)
+            except TypeError as exc:
+                raise errors.InvalidParameterValue(str(exc)) from None
+            body = entry.body
         if type(body) is not bytes:  # the common case first: this runs per message
             if isinstance(body, str):
                 body = body.encode("utf-8")

@@ -41,6 +41,7 @@ from conveyor.types import (
     QueueStats,
     SendEntry,
     SendResult,
+    entry_of,
 )
 
 T = TypeVar("T")
@@ -280,10 +281,8 @@ def wire_batch(entries: Sequence[BatchEntry]) -> WireBatch:
     _Entry, overhead = n.SendEntry, entry_overhead_bytes
     add, add_size = wire.append, sizes.append
     for e in entries:
-        if isinstance(e, bytes | str):
-            e = SendEntry(body=e)  # a bare body
-        elif not hasattr(e, "body"):  # entries are duck-typed: a node forwards wire ones
-            raise TypeError(f"a batch entry is a SendEntry, bytes or str, not {type(e).__name__}")
+        if type(e) is not SendEntry:  # the usual case costs one comparison
+            e = entry_of(e)
         if (
             not e.attributes
             and e.delay_s is None
