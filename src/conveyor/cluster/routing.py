@@ -64,6 +64,7 @@ async def wait_until_leading(cluster: ClusterNode, queue: str, index: int | None
 
 class ClusterNativeHandler(NativeHandler):
     starts_by_hand = False  # forwarding awaits the peer client under asyncio.timeout
+    sends_now = False  # a send may go to another node
 
     def __init__(
         self,

@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import msgspec
 
 from conveyor import __version__, errors
-from conveyor.broker.aio import AsyncBroker, DurableFuture
+from conveyor.broker.aio import AsyncBroker, DurableFuture, durable
 from conveyor.protocol import native as n
 from conveyor.protocol.native_errors import ProtocolError
 from conveyor.server.wire import write_gathered
-from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry
+from conveyor.types import Message, MessageAttribute, QueueInfo, SendEntry, SendResult
 
 log = logging.getLogger("conveyor.native")
 
@@ -110,6 +111,30 @@ class _Answer:
         self._on_done(self)
 
 
+class _Sending:
+    """A send answered by :meth:`NativeHandler.send_now`, waiting for its fsync: what
+    the connection keeps of it to cancel it, as it keeps an :class:`_Answer`."""
+
+    __slots__ = ("_proto", "fut")
+
+    def __init__(self, proto: NativeProtocol) -> None:
+        self._proto = proto
+        self.fut: DurableFuture | None = None
+
+    def answer(self, resp: n.Response | n.ErrorResponse) -> None:
+        self.fut = None
+        self._proto._write(resp)
+        self._proto._answered(self)
+
+    def cancel(self) -> None:
+        """The connection is gone: drop the answer."""
+        fut, self.fut = self.fut, None
+        if fut is not None:
+            fut.direct = None
+            fut.cancel()
+            self._proto._answered(self)
+
+
 # --------------------------------------------------------------------------- conversions
 def _attrs_in(attrs: dict[str, n.MessageAttribute]) -> dict[str, MessageAttribute] | None:
     if not attrs:
@@ -154,6 +179,25 @@ def stats_out(info: QueueInfo) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = msgspec.to_builtins(info.stats)
     return out
+
+
+def _failed(req: n.Request, exc: BaseException) -> n.ErrorResponse:
+    """The answer to a request that raised: its error, or InternalError for a bug."""
+    if isinstance(exc, errors.ConveyorError):
+        return n.error_response(req.id, exc)
+    log.error("request failed", exc_info=exc, extra={"op": req.OP})
+    return n.error_response(req.id, errors.InternalError("internal error"))
+
+
+def _entry_in(r: n.SendRequest | n.SendEntry) -> SendEntry:
+    return SendEntry(
+        body=r.body,
+        attributes=_attrs_in(r.attributes),
+        delay_s=r.delay_s,
+        group_id=r.group_id,
+        dedup_id=r.dedup_id,
+        system=r.system or None,
+    )
 
 
 def _results(
@@ -206,14 +250,72 @@ class NativeHandler:
     async def handle(self, req: n.Request) -> n.Response | n.ErrorResponse:
         try:
             resp: n.Response | n.ErrorResponse = await self._ops[type(req)](req)
-        except errors.ConveyorError as exc:
-            resp = n.error_response(req.id, exc)
-        except Exception:
-            log.exception("request failed", extra={"op": req.OP})
-            resp = n.error_response(req.id, errors.InternalError("internal error"))
+        except Exception as exc:
+            resp = _failed(req, exc)
         if self._on_request is not None:
             self._on_request(req.OP, resp.code if isinstance(resp, n.ErrorResponse) else "OK")
         return resp
+
+    # a send may be answered by send_now; a handler that routes sends elsewhere says False
+    sends_now = True
+
+    def send_now(
+        self, r: n.SendRequest, answer: Callable[[n.Response | n.ErrorResponse], None]
+    ) -> DurableFuture | None:
+        """:meth:`handle` of a send, without coroutines: the message is appended now, and
+        ``answer`` gets the response once it is durable, at once or from the fsync round
+        of the future returned (cancel that future, with ``direct`` cleared, to drop the
+        answer). One send at a time is bound by the server's Python per request, and the
+        coroutines of :meth:`handle`, :meth:`send` and :meth:`AsyncBroker.send_batch`
+        are a good part of it."""
+        broker = self.broker.sync
+        start = time.perf_counter()
+        try:
+            observe = broker._queue(r.queue).m.send_duration.observe
+            # without attributes the request has every field of an entry, under the same
+            # name and of the same type, as the wire entries of send_batch
+            entry: Any = r if not r.attributes else _entry_in(r)  # duck-typed: no cast
+            results, waits = broker.send_begin(r.queue, [entry])
+            fut = durable(waits)
+        except Exception as exc:
+            self._answer_send(r, answer, None, exc)
+            return None
+
+        def done(fut: asyncio.Future[None] | None = None) -> None:
+            exc = None if fut is None else fut.exception()
+            if exc is None:
+                observe(time.perf_counter() - start)
+            self._answer_send(r, answer, results[0], exc)
+
+        if fut is None or fut.done():
+            done(fut)
+            return None
+        fut.direct = done
+        return fut
+
+    def _answer_send(
+        self,
+        r: n.SendRequest,
+        answer: Callable[[n.Response | n.ErrorResponse], None],
+        result: SendResult | errors.ConveyorError | None,
+        exc: BaseException | None,
+    ) -> None:
+        if exc is None and isinstance(result, errors.ConveyorError):
+            exc = result
+        resp: n.Response | n.ErrorResponse
+        if exc is not None:
+            resp = _failed(r, exc)
+        else:
+            assert isinstance(result, SendResult)
+            resp = n.SendResponse(
+                id=r.id,
+                message_id=result.message_id,
+                sequence_number=result.sequence_number,
+                duplicate=result.duplicate,
+            )
+        if self._on_request is not None:
+            self._on_request(r.OP, resp.code if isinstance(resp, n.ErrorResponse) else "OK")
+        answer(resp)
 
     async def create_queue(self, r: n.CreateQueueRequest) -> n.Response:
         info, created = await self.broker.ensure_queue(r.name, r.config, r.tags)
@@ -276,17 +378,7 @@ class NativeHandler:
     async def send_batch(self, r: n.SendBatchRequest) -> n.Response:
         wire = r.entries
         if any(e.attributes for e in wire):
-            entries = [
-                SendEntry(
-                    body=e.body,
-                    attributes=_attrs_in(e.attributes),
-                    delay_s=e.delay_s,
-                    group_id=e.group_id,
-                    dedup_id=e.dedup_id,
-                    system=e.system or None,
-                )
-                for e in wire
-            ]
+            entries = [_entry_in(e) for e in wire]
         else:
             # Without attributes a wire entry has every field the broker reads, under
             # the same name and of the same type ({} for None): it is taken as it is,
@@ -365,7 +457,9 @@ class NativeProtocol(asyncio.Protocol):
         self._node_id = node_id
         self._conn = n.NativeConnection("server", max_frame_bytes=max_frame_bytes)
         self._transport: asyncio.Transport | None = None
-        self._pending: set[_Answer | asyncio.Task[None]] = set()  # requests being answered
+        self._pending: set[_Answer | _Sending | asyncio.Task[None]] = (
+            set()
+        )  # requests being answered
         self._drained: asyncio.Future[None] | None = None
         self._out: list[bytes] = []  # encoded answers not yet written
         self._in_pump = False
@@ -452,6 +546,11 @@ class NativeProtocol(asyncio.Protocol):
                 return
 
     def _start(self, req: n.Request) -> None:
+        if type(req) is n.SendRequest and self._handler.sends_now:
+            sending = _Sending(self)
+            self._pending.add(sending)
+            sending.fut = self._handler.send_now(req, sending.answer)
+            return
         coro = self._answer(req)
         if self._handler.starts_by_hand:
             answer = _Answer(coro, self._answered)
@@ -462,7 +561,7 @@ class NativeProtocol(asyncio.Protocol):
             self._pending.add(task)
             task.add_done_callback(self._answered)
 
-    def _answered(self, answer: _Answer | asyncio.Task[None]) -> None:
+    def _answered(self, answer: _Answer | _Sending | asyncio.Task[None]) -> None:
         self._pending.discard(answer)
         if not self._pending:
             if self._drained is not None and not self._drained.done():
