@@ -163,8 +163,10 @@ def test_a_send_whose_connection_goes_away_is_not_answered(tmp_path: Path) -> No
         async with await conveyor.open_async(tmp_path, fsync="always") as broker:
             await broker.create_queue("jobs")
             peer = _Peer(broker, [])
+            # something else waits in the loop: the fsync runs a round later, to cover
+            # what that appends too
+            asyncio.get_running_loop().call_soon(lambda: None)
             peer.request(n.SendRequest(id=1, queue="jobs", body=b"in flight"))
-            # appended; its fsync runs in the next loop round
             assert len(peer.proto._pending) == 1
             peer.proto.connection_lost(None)
             assert not peer.proto._pending
@@ -198,5 +200,23 @@ def test_a_send_the_log_cannot_make_durable_is_answered_with_its_error(
         assert isinstance(got[2], n.ErrorResponse) and got[2].code == "InternalError"
         with pytest.raises(errors.ConveyorError):  # its last checkpoint cannot be written
             await broker.close()
+
+    asyncio.run(main())
+
+
+def test_a_lone_send_is_fsynced_and_answered_before_the_loop_goes_on(tmp_path: Path) -> None:
+    """With nothing else to run in the loop, nobody could share the fsync: it runs at
+    the end of the read that brought the request, not a loop round later."""
+
+    async def main() -> None:
+        async with await conveyor.open_async(tmp_path, fsync="always") as broker:
+            await broker.create_queue("jobs")
+            peer = _Peer(broker, [])
+            await asyncio.sleep(0)
+            synced = broker.sync._queue("jobs").partitions[0].log.durable_offset
+            peer.request(n.SendRequest(id=1, queue="jobs", body=b"alone"))
+            [answer] = peer.answers()  # no await: answered within data_received
+            assert isinstance(answer, n.SendResponse)
+            assert broker.sync._queue("jobs").partitions[0].log.durable_offset > synced
 
     asyncio.run(main())

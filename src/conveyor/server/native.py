@@ -36,7 +36,7 @@ from typing import Any, cast
 import msgspec
 
 from conveyor import __version__, errors
-from conveyor.broker.aio import AsyncBroker, DurableFuture, durable
+from conveyor.broker.aio import AsyncBroker, DurableFuture, durable, loop_syncer
 from conveyor.protocol import native as n
 from conveyor.protocol.native_errors import ProtocolError
 from conveyor.server.wire import write_gathered
@@ -457,6 +457,7 @@ class NativeProtocol(asyncio.Protocol):
         self._node_id = node_id
         self._conn = n.NativeConnection("server", max_frame_bytes=max_frame_bytes)
         self._transport: asyncio.Transport | None = None
+        self._syncer = loop_syncer(asyncio.get_running_loop())  # made by the loop
         self._pending: set[_Answer | _Sending | asyncio.Task[None]] = (
             set()
         )  # requests being answered
@@ -496,13 +497,18 @@ class NativeProtocol(asyncio.Protocol):
         return True  # keep our side open to answer what is in flight
 
     def _pump_and_flush(self) -> None:
-        """Answer what arrived; the answers ready now go out in one write."""
+        """Answer what arrived; the answers ready now go out in one write. The fsync of
+        what the requests appended runs when they are all in (at once if nothing else
+        waits in the loop: see ``_LoopSyncer.release``)."""
+        syncer = self._syncer
+        syncer.hold()
         self._in_pump = True
         try:
             self._pump()
         finally:
             self._in_pump = False
             self._flush()
+            syncer.release()
 
     def pause_writing(self) -> None:
         if self._transport is not None:
