@@ -95,6 +95,15 @@ def _waker(loop: asyncio.AbstractEventLoop) -> _LoopWaker:
     return waker
 
 
+def _from_any_thread(waker: _LoopWaker, done: _Done) -> _AnyThread:
+    """``done`` as a callback a committer thread may call: run on the loop."""
+
+    def from_any_thread(exc: BaseException | None = None) -> None:
+        waker.call(done, exc)
+
+    return from_any_thread
+
+
 class _LoopSyncer:
     """Small fsync rounds run by the event loop itself: the requests of one loop round
     share one fsync, run in the round that follows it. What the first round set off
@@ -110,7 +119,7 @@ class _LoopSyncer:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._pending: dict[FileLog, list[tuple[int, _Done, _AnyThread]]] = {}
+        self._pending: dict[FileLog, list[tuple[int, _Done]]] = {}
         self._free_at = 0.0  # loop time from which an fsync keeps within half the time
         self._held = 0
         # the loop's queue of callbacks to run (asyncio's own loops have one; None for
@@ -118,14 +127,14 @@ class _LoopSyncer:
         ready = getattr(loop, "_ready", None)
         self._ready: Sized | None = ready if isinstance(ready, Sized) else None
 
-    def add(self, log: FileLog, offset: int, done: _Done, from_any_thread: _AnyThread) -> None:
+    def add(self, log: FileLog, offset: int, done: _Done) -> None:
         pending = self._pending
         if not pending and not self._held:
             self._loop.call_soon(self._run)
         waits = pending.get(log)
         if waits is None:
             waits = pending[log] = []
-        waits.append((offset, done, from_any_thread))
+        waits.append((offset, done))
 
     def hold(self) -> None:
         """Called by a callback of the loop that may append (a connection reading its
@@ -156,17 +165,19 @@ class _LoopSyncer:
             try:
                 synced = inline and log.sync_if_small(bounds.loop_sync_bytes_max)
             except Exception as exc:  # the log failed or closed: so does every wait
-                for _, done, _ in waits:
+                for _, done in waits:
                     done(exc)
                 continue
             if inline:
                 end = time.monotonic()
                 self._free_at = end + (end - start)
             if synced:
-                for _, done, _ in waits:
+                for _, done in waits:
                     done(None)
             else:  # too much for the loop, or a committer round is running: wait for it
-                for offset, _, from_any_thread in waits:
+                waker = _waker(self._loop)
+                for offset, done in waits:
+                    from_any_thread = _from_any_thread(waker, done)
                     log.on_durable(offset, from_any_thread, from_any_thread)
 
 
@@ -201,7 +212,6 @@ def durable(waits: Waits) -> DurableFuture | None:
     if not waits:
         return None
     loop = asyncio.get_running_loop()
-    waker = _waker(loop)
     fut = DurableFuture(loop=loop)
     pending = [len(waits)]
 
@@ -220,14 +230,12 @@ def durable(waits: Waits) -> DurableFuture | None:
             fut.direct = None
             direct(fut)
 
-    def from_any_thread(exc: BaseException | None = None) -> None:
-        waker.call(done, exc)
-
     for part, off in waits:
         log = part.log
         if type(log) is FileLog and log.policy == "always":
-            loop_syncer(loop).add(log, off, done, from_any_thread)
+            loop_syncer(loop).add(log, off, done)
         else:
+            from_any_thread = _from_any_thread(_waker(loop), done)
             log.on_durable(off, from_any_thread, from_any_thread)
     if fut.done():
         return None if fut.exception() is None else fut

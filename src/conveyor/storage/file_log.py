@@ -205,6 +205,7 @@ class FileLog:
         self._probe = probe
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._cond_waiting = 0  # threads in _wait_locked: notify only when there are some
         self._maint = threading.Lock()
         self._segments: list[Segment] = []
         self._bases: list[int] = []  # base offsets of _segments, for bisect
@@ -384,6 +385,20 @@ class FileLog:
         return seg
 
     # ------------------------------------------------------------------ durability
+    def _wait_locked(self) -> None:
+        """Wait for a sync round or the close to end (the lock held)."""
+        self._cond_waiting += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._cond_waiting -= 1
+
+    def _notify_locked(self) -> None:
+        # Condition.notify_all is Python code (a microsecond or two); a round of the
+        # event loop's own fsync, the usual one, has nobody waiting on the condition
+        if self._cond_waiting:
+            self._cond.notify_all()
+
     def _durable_locked(self) -> int:
         return self._synced if self.policy == "always" else self._next_offset
 
@@ -401,7 +416,7 @@ class FileLog:
                     heapq.heappush(self._waiters, (offset, next(self._seq), waiter))
                 if not waiter.done:
                     if self._syncing:
-                        self._cond.wait()
+                        self._wait_locked()
                     else:
                         fired = self._sync_round_locked()
             _run(fired)
@@ -453,7 +468,7 @@ class FileLog:
                     durable = self._durable_locked()
                     break
                 if self._syncing:
-                    self._cond.wait()
+                    self._wait_locked()
                 else:
                     fired = self._sync_round_locked()
             _run(fired)
@@ -509,7 +524,7 @@ class FileLog:
             os.close(fd)
             self._lock.acquire()
             self._syncing = False
-            self._cond.notify_all()
+            self._notify_locked()
         if error is not None:
             return self._fail_waiters_locked(self._fail_locked(error), lambda w: True)
         seg.resizes_synced = max(seg.resizes_synced, resizes)
@@ -534,7 +549,7 @@ class FileLog:
             if w.callback is not None:
                 self._callback_waiters -= 1
                 fired.append((w, None))
-        self._cond.notify_all()
+        self._notify_locked()
         return fired
 
     def _fail_waiters_locked(self, exc: BaseException, which: Callable[[_Waiter], bool]) -> _Fired:
@@ -552,7 +567,7 @@ class FileLog:
                 kept.append(entry)
         heapq.heapify(kept)
         self._waiters = kept
-        self._cond.notify_all()
+        self._notify_locked()
         return fired
 
     def _request_locked(self) -> None:
@@ -896,7 +911,7 @@ class FileLog:
                 if self._closed:
                     return
                 while self._syncing:
-                    self._cond.wait()
+                    self._wait_locked()
                 if self._failed is None:
                     try:
                         active = self._segments[-1]
@@ -915,7 +930,7 @@ class FileLog:
                 for seg in self._segments:
                     seg.close()
                 self._lru.clear()
-                self._cond.notify_all()
+                self._notify_locked()
             _run(fired)
             if error is not None:
                 raise error
