@@ -252,9 +252,12 @@ class NativeHandler:
             resp: n.Response | n.ErrorResponse = await self._ops[type(req)](req)
         except Exception as exc:
             resp = _failed(req, exc)
+        self._count(req, resp)
+        return resp
+
+    def _count(self, req: n.Request, resp: n.Response | n.ErrorResponse) -> None:
         if self._on_request is not None:
             self._on_request(req.OP, resp.code if isinstance(resp, n.ErrorResponse) else "OK")
-        return resp
 
     # a send may be answered by send_now; a handler that routes sends elsewhere says False
     sends_now = True
@@ -313,8 +316,7 @@ class NativeHandler:
                 sequence_number=result.sequence_number,
                 duplicate=result.duplicate,
             )
-        if self._on_request is not None:
-            self._on_request(r.OP, resp.code if isinstance(resp, n.ErrorResponse) else "OK")
+        self._count(r, resp)
         answer(resp)
 
     async def create_queue(self, r: n.CreateQueueRequest) -> n.Response:
@@ -458,9 +460,8 @@ class NativeProtocol(asyncio.Protocol):
         self._conn = n.NativeConnection("server", max_frame_bytes=max_frame_bytes)
         self._transport: asyncio.Transport | None = None
         self._syncer = loop_syncer(asyncio.get_running_loop())  # made by the loop
-        self._pending: set[_Answer | _Sending | asyncio.Task[None]] = (
-            set()
-        )  # requests being answered
+        # requests being answered
+        self._pending: set[_Answer | _Sending | asyncio.Task[None]] = set()
         self._drained: asyncio.Future[None] | None = None
         self._out: list[bytes] = []  # encoded answers not yet written
         self._in_pump = False
