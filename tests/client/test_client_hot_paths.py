@@ -1,8 +1,9 @@
 """The clients' hot paths against a real server, next to the general ones: per-entry
 errors in a batch whether its request was checked by type tests or by the codec's decode,
 a request the server would reject refused before it is sent (the connection kept), and
-the sync client's non-blocking writes (a frame larger than the socket buffers, a peer
-that stops reading)."""
+the sync client's blocking socket (a frame larger than the socket buffers, a peer that
+stops reading, a reader woken by its deadline, by a close from another thread and by the
+peer's close)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import asyncio
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from conveyor import errors
 from conveyor.client import AsyncClient, Client, Timeout
 from conveyor.client import sync as sync_client
+from conveyor.client.errors import ClientClosed, ConnectionLost
 from conveyor.protocol import native as n
 from conveyor.testing import ServerProcess
 from conveyor.types import MessageAttribute, SendEntry, SendResult
@@ -167,6 +170,82 @@ def test_send_all_gives_up_on_a_peer_that_stops_reading() -> None:
     assert 0.25 < time.monotonic() - started < 2
     a.close()
     b.close()
+
+
+def _reader(conn: sync_client._Connection, deadline: float) -> tuple[sync_client._Slot, list[Any]]:
+    """Register a slot as a request would and read for it on a thread; the list gets
+    what the read ended with (None, or the exception) and how long it took."""
+    slot = sync_client._Slot()
+    conn.slots[1] = slot
+    conn.reading = True
+    ended: list[Any] = []
+
+    def read() -> None:
+        started = time.monotonic()
+        try:
+            conn._read_until(slot, deadline)
+            ended.append(None)
+        except BaseException as exc:
+            ended.append(exc)
+        ended.append(time.monotonic() - started)
+
+    threading.Thread(target=read, daemon=True).start()
+    return slot, ended
+
+
+def _wait_for(ended: list[Any], seconds: float) -> None:
+    limit = time.monotonic() + seconds
+    while len(ended) < 2 and time.monotonic() < limit:
+        time.sleep(0.005)
+    assert len(ended) == 2, "the reader is still blocked"
+
+
+def test_a_blocked_read_ends_at_the_deadline_not_the_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
+    a, b = socket.socketpair()
+    conn = _connection(a, write_timeout_s=5)
+    _slot, ended = _reader(conn, time.monotonic() + 0.2)  # b never answers
+    _wait_for(ended, 5)
+    assert isinstance(ended[0], sync_client._Deadline)
+    assert 0.15 < ended[1] < 1.0
+    # a read with a far deadline waits the whole slice again
+    _slot, ended = _reader(conn, time.monotonic() + 60)
+    time.sleep(0.1)
+    assert conn.read_timeout_s == 30.0 and not ended
+    conn.fail(ClientClosed("closed by the test"))
+    _wait_for(ended, 3)
+    b.close()
+
+
+def test_a_blocked_read_wakes_when_another_thread_fails_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
+    a, b = socket.socketpair()
+    conn = _connection(a, write_timeout_s=5)
+    slot, ended = _reader(conn, time.monotonic() + 30)
+    time.sleep(0.1)  # the reader is inside recv
+    conn.fail(ClientClosed("closed by the test"))
+    _wait_for(ended, 3)
+    assert ended[0] is None and ended[1] < 2
+    assert slot.done and isinstance(slot.error, ClientClosed)
+    b.close()
+
+
+def test_a_blocked_read_wakes_when_the_peer_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
+    a, b = socket.socketpair()
+    conn = _connection(a, write_timeout_s=5)
+    slot, ended = _reader(conn, time.monotonic() + 30)
+    time.sleep(0.1)
+    b.close()
+    _wait_for(ended, 3)
+    assert ended[0] is None and ended[1] < 2
+    assert slot.done and isinstance(slot.error, ConnectionLost)
+    assert conn.closed is not None
+    a.close()
 
 
 # --- the asyncio client's hot path, on an in-memory transport ------------------------------
