@@ -11,6 +11,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -172,6 +173,19 @@ def test_send_all_gives_up_on_a_peer_that_stops_reading() -> None:
     b.close()
 
 
+@pytest.fixture
+def blocking_pair(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[sync_client._Connection, socket.socket]]:
+    """A client connection on one end of a socket pair (the reader's slice made long, so
+    only a deadline or a close can end a read) and the other end, which never answers."""
+    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
+    a, b = socket.socketpair()
+    yield _connection(a, write_timeout_s=5), b
+    a.close()
+    b.close()
+
+
 def _reader(conn: sync_client._Connection, deadline: float) -> tuple[sync_client._Slot, list[Any]]:
     """Register a slot as a request would and read for it on a thread; the list gets
     what the read ended with (None, or the exception) and how long it took."""
@@ -201,11 +215,9 @@ def _wait_for(ended: list[Any], seconds: float) -> None:
 
 
 def test_a_blocked_read_ends_at_the_deadline_not_the_slice(
-    monkeypatch: pytest.MonkeyPatch,
+    blocking_pair: tuple[sync_client._Connection, socket.socket],
 ) -> None:
-    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
-    a, b = socket.socketpair()
-    conn = _connection(a, write_timeout_s=5)
+    conn, _b = blocking_pair
     _slot, ended = _reader(conn, time.monotonic() + 0.2)  # b never answers
     _wait_for(ended, 5)
     assert isinstance(ended[0], sync_client._Deadline)
@@ -216,28 +228,24 @@ def test_a_blocked_read_ends_at_the_deadline_not_the_slice(
     assert conn.read_timeout_s == 30.0 and not ended
     conn.fail(ClientClosed("closed by the test"))
     _wait_for(ended, 3)
-    b.close()
 
 
 def test_a_blocked_read_wakes_when_another_thread_fails_the_connection(
-    monkeypatch: pytest.MonkeyPatch,
+    blocking_pair: tuple[sync_client._Connection, socket.socket],
 ) -> None:
-    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
-    a, b = socket.socketpair()
-    conn = _connection(a, write_timeout_s=5)
+    conn, _b = blocking_pair
     slot, ended = _reader(conn, time.monotonic() + 30)
     time.sleep(0.1)  # the reader is inside recv
     conn.fail(ClientClosed("closed by the test"))
     _wait_for(ended, 3)
     assert ended[0] is None and ended[1] < 2
     assert slot.done and isinstance(slot.error, ClientClosed)
-    b.close()
 
 
-def test_a_blocked_read_wakes_when_the_peer_closes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync_client, "read_slice_s", 30.0)
-    a, b = socket.socketpair()
-    conn = _connection(a, write_timeout_s=5)
+def test_a_blocked_read_wakes_when_the_peer_closes(
+    blocking_pair: tuple[sync_client._Connection, socket.socket],
+) -> None:
+    conn, b = blocking_pair
     slot, ended = _reader(conn, time.monotonic() + 30)
     time.sleep(0.1)
     b.close()
@@ -245,7 +253,6 @@ def test_a_blocked_read_wakes_when_the_peer_closes(monkeypatch: pytest.MonkeyPat
     assert ended[0] is None and ended[1] < 2
     assert slot.done and isinstance(slot.error, ConnectionLost)
     assert conn.closed is not None
-    a.close()
 
 
 # --- the asyncio client's hot path, on an in-memory transport ------------------------------

@@ -326,14 +326,10 @@ class _Connection:
             if remaining <= 0:
                 raise _Deadline
             want = min(remaining, read_slice_s)
-            if abs(want - self.read_timeout_s) > 0.01:  # within 10 ms of it: as good
-                try:
-                    _set_timeval(sock, socket.SO_RCVTIMEO, want)
-                except (OSError, ValueError) as exc:
-                    self.fail(exc)
-                    return
-                self.read_timeout_s = want
             try:
+                if abs(want - self.read_timeout_s) > 0.01:  # within 10 ms of it: as good
+                    _set_timeval(sock, socket.SO_RCVTIMEO, want)
+                    self.read_timeout_s = want
                 data = sock.recv(read_chunk_bytes)
             except BlockingIOError:
                 continue  # the wait passed with nothing to read
